@@ -1,0 +1,75 @@
+//! PostgreSQL backend (feature `postgres`): the scale-out store.
+
+use super::sql::*;
+use super::sql_tx::impl_tx;
+use super::{Backend, IdempotencyRecord, Store, TaskRow, Tx, Visibility};
+use crate::error::{Error, Result};
+use crate::events::{EventEnvelope, OutboxRecord};
+use crate::history::{HistoryEntry, NewHistory};
+use crate::tasks::{
+    ArchivedFilter, Assignee, Comment, OrderField, Tag, Task, TaskFilter, TaskPosition, Template,
+    TemplateDefaults,
+};
+use crate::teams::{Memberships, TeamRecord};
+use crate::users::{NewUser, User, normalize_email};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` and applies the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// The pool, for embedding apps that keep their own tables beside TaskHub's.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        Ok(Box::new(PgTx {
+            inner: self.pool.begin().await?,
+        }))
+    }
+
+    async fn read(&self) -> Result<Box<dyn Tx>> {
+        Ok(Box::new(PgTx {
+            inner: self.pool.begin().await?,
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl_tx!(PgTx, Postgres, "t.title COLLATE \"C\"");

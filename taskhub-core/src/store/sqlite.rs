@@ -1,0 +1,88 @@
+//! SQLite backend (feature `sqlite`): the embedded default.
+//!
+//! WAL journal, foreign keys on, and write transactions that take the write lock at `BEGIN`
+//! (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
+
+use super::sql::*;
+use super::sql_tx::impl_tx;
+use super::{Backend, IdempotencyRecord, Store, TaskRow, Tx, Visibility};
+use crate::error::{Error, Result};
+use crate::events::{EventEnvelope, OutboxRecord};
+use crate::history::{HistoryEntry, NewHistory};
+use crate::tasks::{
+    ArchivedFilter, Assignee, Comment, OrderField, Tag, Task, TaskFilter, TaskPosition, Template,
+    TemplateDefaults,
+};
+use crate::teams::{Memberships, TeamRecord};
+use crate::users::{NewUser, User, normalize_email};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and applies the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        // An in-memory database lives in one connection; more would each see their own.
+        let max = if url.contains(":memory:") || url.contains("mode=memory") {
+            1
+        } else {
+            max_connections.max(1)
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The pool, for embedding apps that keep their own tables beside TaskHub's.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        Ok(Box::new(SqliteTx {
+            inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        }))
+    }
+
+    async fn read(&self) -> Result<Box<dyn Tx>> {
+        Ok(Box::new(SqliteTx {
+            inner: self.pool.begin().await?,
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl_tx!(SqliteTx, Sqlite, "t.title");
