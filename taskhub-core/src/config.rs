@@ -117,17 +117,13 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(f) if !f.exists() => {
-                return Err(Error::Config(format!(
-                    "config file {} does not exist",
-                    f.display()
-                )));
+                return Err(Error::Config(format!("config file {} does not exist", f.display())));
             }
             Some(f) => fig = fig.merge(Toml::file(f)),
             None => fig = fig.merge(Toml::file("taskhub.toml")),
         }
-        let fig = fig
-            .merge(Env::prefixed("TASKHUB_").split("__").ignore(&["config"]))
-            .merge(Serialized::defaults(overrides));
+        let fig =
+            fig.merge(Env::prefixed("TASKHUB_").split("__").ignore(&["config"])).merge(Serialized::defaults(overrides));
         let cfg: Config = fig.extract().map_err(|e| Error::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
@@ -136,18 +132,11 @@ impl Config {
     /// Checks the values hang together.
     pub fn validate(&self) -> Result<()> {
         let url = &self.database_url;
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(Error::Config(
-                "database_url must start with sqlite: or postgres://".into(),
-            ));
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Config("database_url must start with sqlite: or postgres://".into()));
         }
         if self.database_max_connections == 0 {
-            return Err(Error::Config(
-                "database_max_connections must be at least 1".into(),
-            ));
+            return Err(Error::Config("database_max_connections must be at least 1".into()));
         }
         if self.bus == BusKind::Redis && self.redis_url.is_none() {
             return Err(Error::Config("bus = redis needs redis_url".into()));
@@ -159,14 +148,10 @@ impl Config {
             return Err(Error::Config("jobs_backend = redis needs redis_url".into()));
         }
         if self.jobs_backend == JobsBackend::Postgres && !url.starts_with("postgres") {
-            return Err(Error::Config(
-                "jobs_backend = postgres needs a postgres:// database_url".into(),
-            ));
+            return Err(Error::Config("jobs_backend = postgres needs a postgres:// database_url".into()));
         }
         if self.jwt_issuer.is_empty() || self.jwt_audience.is_empty() {
-            return Err(Error::Config(
-                "jwt_issuer and jwt_audience must not be empty".into(),
-            ));
+            return Err(Error::Config("jwt_issuer and jwt_audience must not be empty".into()));
         }
         Ok(())
     }

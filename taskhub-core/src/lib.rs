@@ -25,9 +25,7 @@
 //! ```
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-compile_error!(
-    "taskhub-core needs at least one storage backend: enable feature `sqlite` or `postgres`"
-);
+compile_error!("taskhub-core needs at least one storage backend: enable feature `sqlite` or `postgres`");
 
 pub mod auth;
 pub mod clock;

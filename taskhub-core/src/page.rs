@@ -21,10 +21,7 @@ pub struct PageRequest {
 impl PageRequest {
     /// The first page of `size` rows.
     pub fn first(size: u32) -> Self {
-        PageRequest {
-            page_size: Some(size),
-            cursor: None,
-        }
+        PageRequest { page_size: Some(size), cursor: None }
     }
 
     /// The page size, validated against the bounds.
@@ -32,10 +29,7 @@ impl PageRequest {
         match self.page_size {
             None => Ok(DEFAULT_PAGE_SIZE),
             Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-            Some(_) => Err(Error::field(
-                "page_size",
-                format!("must be between 1 and {MAX_PAGE_SIZE}"),
-            )),
+            Some(_) => Err(Error::field("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}"))),
         }
     }
 
@@ -45,9 +39,7 @@ impl PageRequest {
             return Ok(None);
         };
         let bad = || Error::field("cursor", "is not a valid cursor");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(c)
-            .map_err(|_| bad())?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
         serde_json::from_slice(&bytes).map(Some).map_err(|_| bad())
     }
 }
@@ -84,12 +76,7 @@ impl<T> Page<T> {
             (true, Some(last)) => Some(encode_cursor(&position_of(last))?),
             _ => None,
         };
-        Ok(Page {
-            items: rows,
-            next_cursor,
-            page_size: size,
-            count,
-        })
+        Ok(Page { items: rows, next_cursor, page_size: size, count })
     }
 
     /// Maps the rows, keeping the paging information.

@@ -20,18 +20,12 @@ pub struct Actor {
 impl Actor {
     /// A regular user.
     pub fn user(user_id: i64) -> Self {
-        Actor {
-            user_id,
-            is_staff: false,
-        }
+        Actor { user_id, is_staff: false }
     }
 
     /// A staff user.
     pub fn staff(user_id: i64) -> Self {
-        Actor {
-            user_id,
-            is_staff: true,
-        }
+        Actor { user_id, is_staff: true }
     }
 }
 

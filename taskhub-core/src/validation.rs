@@ -16,10 +16,7 @@ impl Violations {
 
     /// Records `message` against `field`.
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0
-            .entry(field.to_owned())
-            .or_default()
-            .push(message.into());
+        self.0.entry(field.to_owned()).or_default().push(message.into());
     }
 
     /// Runs a check that yields a value or a message; records the message and returns `None`.
@@ -35,11 +32,7 @@ impl Violations {
 
     /// `Ok(())` when nothing was recorded, else the validation error.
     pub fn finish(self) -> Result<(), Error> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation { fields: self.0 })
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(Error::Validation { fields: self.0 }) }
     }
 
     /// True when nothing was recorded.
@@ -94,11 +87,7 @@ pub fn char_len(s: &str) -> usize {
 pub fn length(s: &str, min: usize, max: usize) -> Result<(), String> {
     let n = char_len(s);
     if n < min {
-        if min == 1 {
-            Err("must not be empty".into())
-        } else {
-            Err(format!("must be at least {min} characters"))
-        }
+        if min == 1 { Err("must not be empty".into()) } else { Err(format!("must be at least {min} characters")) }
     } else if n > max {
         Err(format!("must be at most {max} characters"))
     } else {

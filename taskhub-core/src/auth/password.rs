@@ -2,9 +2,7 @@
 //! run off the async threads behind a bound so a burst of logins cannot starve the server.
 
 use crate::error::{Error, Result};
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -31,21 +29,12 @@ impl PasswordHasher {
 
     /// A hasher with `params`, running at most as many hashes at once as there are cores.
     pub fn new(params: Params) -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2);
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let salt = SaltString::generate(&mut OsRng);
         // A real hash of a random password, so unknown users cost the same time as known ones.
-        let dummy = argon
-            .hash_password(salt.as_str().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        PasswordHasher {
-            permits: Arc::new(Semaphore::new(cores)),
-            params,
-            dummy: dummy.into(),
-        }
+        let dummy = argon.hash_password(salt.as_str().as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default();
+        PasswordHasher { permits: Arc::new(Semaphore::new(cores)), params, dummy: dummy.into() }
     }
 
     fn argon(params: Params) -> Argon2<'static> {
@@ -58,9 +47,7 @@ impl PasswordHasher {
         let (pw, params) = (password.to_owned(), self.params.clone());
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
-            Self::argon(params)
-                .hash_password(pw.as_bytes(), &salt)
-                .map(|h| h.to_string())
+            Self::argon(params).hash_password(pw.as_bytes(), &salt).map(|h| h.to_string())
         })
         .await
         .map_err(Error::internal)?

@@ -65,10 +65,7 @@ impl EventEnvelope {
             version: EVENT_VERSION,
             occurred_at,
             actor_id,
-            entity: EntityRef {
-                kind: kind.to_owned(),
-                id,
-            },
+            entity: EntityRef { kind: kind.to_owned(), id },
             data,
         }
     }
@@ -88,10 +85,7 @@ impl EventEnvelope {
     ///
     /// Comment events are keyed by their task, so a task's comments stay in order with it.
     pub fn key(&self) -> String {
-        match (
-            self.entity.kind.as_str(),
-            self.data.get("task_id").and_then(Value::as_i64),
-        ) {
+        match (self.entity.kind.as_str(), self.data.get("task_id").and_then(Value::as_i64)) {
             ("comment", Some(task)) => format!("task:{task}"),
             _ => format!("{}:{}", self.entity.kind, self.entity.id),
         }

@@ -122,12 +122,7 @@ pub trait Tx: Send {
     /// Writes a user's profile fields (and the password hash when given).
     async fn update_user(&mut self, u: &User, password_hash: Option<&str>) -> Result<User>;
     /// A page of users by id, filtered by `search` (lower-cased) on names.
-    async fn list_users(
-        &mut self,
-        search: Option<&str>,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<User>>;
+    async fn list_users(&mut self, search: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<User>>;
     /// Number of users matching `search`.
     async fn count_users(&mut self, search: Option<&str>) -> Result<i64>;
     /// Which of `ids` are active users.
@@ -156,26 +151,11 @@ pub trait Tx: Send {
     /// Deletes a team; its tasks keep existing with no team.
     async fn delete_team(&mut self, id: i64) -> Result<()>;
     /// Teams by id; `member` restricts to teams that user belongs to.
-    async fn list_teams(
-        &mut self,
-        member: Option<i64>,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<TeamRecord>>;
+    async fn list_teams(&mut self, member: Option<i64>, after: Option<i64>, limit: u32) -> Result<Vec<TeamRecord>>;
     /// Members of a team by id.
-    async fn list_team_members(
-        &mut self,
-        team: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<User>>;
+    async fn list_team_members(&mut self, team: i64, after: Option<i64>, limit: u32) -> Result<Vec<User>>;
     /// Adds members; returns the ids that were not members before.
-    async fn add_team_members(
-        &mut self,
-        team: i64,
-        users: &[i64],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<i64>>;
+    async fn add_team_members(&mut self, team: i64, users: &[i64], now: DateTime<Utc>) -> Result<Vec<i64>>;
     /// Removes a member; false if they were not one.
     async fn remove_team_member(&mut self, team: i64, user: i64) -> Result<bool>;
     /// The teams `user` belongs to and administers.
@@ -188,16 +168,14 @@ pub trait Tx: Send {
     async fn insert_task(&mut self, t: &TaskRow) -> Result<i64>;
     /// A task with its assignees and tags.
     async fn get_task(&mut self, id: i64) -> Result<Option<Task>>;
+    /// A task, locked against concurrent writers until this transaction ends.
+    async fn lock_task(&mut self, id: i64) -> Result<Option<Task>>;
     /// The parent of a task (for cycle checks): `None` if the task is missing.
     async fn get_parent(&mut self, id: i64) -> Result<Option<Option<i64>>>;
     /// Writes a task row if its version still is `expected` (then version + 1); false if not.
     async fn update_task(&mut self, id: i64, t: &TaskRow, expected: i64) -> Result<bool>;
     /// Replaces the assignees of a task.
-    async fn set_assignees(
-        &mut self,
-        task: i64,
-        assignees: &[crate::tasks::Assignee],
-    ) -> Result<()>;
+    async fn set_assignees(&mut self, task: i64, assignees: &[crate::tasks::Assignee]) -> Result<()>;
     /// Replaces the tags of a task, creating missing tags (names matched case-insensitively).
     async fn set_tags(&mut self, task: i64, names: &[String], now: DateTime<Utc>) -> Result<()>;
     /// A page of tasks visible under `vis` matching `f`, after `after`.
@@ -217,15 +195,9 @@ pub trait Tx: Send {
     /// A tag by id.
     async fn get_tag(&mut self, id: i64) -> Result<Option<Tag>>;
     /// Inserts a tag; a taken name is a conflict.
-    async fn insert_tag(
-        &mut self,
-        name: &str,
-        color: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Tag>;
+    async fn insert_tag(&mut self, name: &str, color: Option<&str>, now: DateTime<Utc>) -> Result<Tag>;
     /// Writes a tag; a taken name is a conflict.
-    async fn update_tag(&mut self, id: i64, name: &str, color: Option<&str>)
-    -> Result<Option<Tag>>;
+    async fn update_tag(&mut self, id: i64, name: &str, color: Option<&str>) -> Result<Option<Tag>>;
     /// Deletes a tag (and its uses).
     async fn delete_tag(&mut self, id: i64) -> Result<bool>;
 
@@ -253,22 +225,11 @@ pub trait Tx: Send {
     /// Deletes a template.
     async fn delete_template(&mut self, id: i64) -> Result<()>;
     /// Templates by id; `owner` restricts to one user's.
-    async fn list_templates(
-        &mut self,
-        owner: Option<i64>,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Template>>;
+    async fn list_templates(&mut self, owner: Option<i64>, after: Option<i64>, limit: u32) -> Result<Vec<Template>>;
 
     // ---- comments
     /// Inserts a comment.
-    async fn insert_comment(
-        &mut self,
-        task: i64,
-        author: i64,
-        body: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Comment>;
+    async fn insert_comment(&mut self, task: i64, author: i64, body: &str, now: DateTime<Utc>) -> Result<Comment>;
     /// A comment of a task.
     async fn get_comment(&mut self, task: i64, id: i64) -> Result<Option<Comment>>;
     /// Writes a comment body if its version still is `expected`.
@@ -282,12 +243,7 @@ pub trait Tx: Send {
     /// Deletes a comment.
     async fn delete_comment(&mut self, id: i64) -> Result<()>;
     /// Comments of a task, oldest first.
-    async fn list_comments(
-        &mut self,
-        task: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Comment>>;
+    async fn list_comments(&mut self, task: i64, after: Option<i64>, limit: u32) -> Result<Vec<Comment>>;
 
     // ---- history
     /// Appends a history row.
@@ -316,13 +272,8 @@ pub trait Tx: Send {
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>>;
     /// Stores the response of a claimed key.
-    async fn complete_idempotency(
-        &mut self,
-        user: i64,
-        key: &str,
-        status: u16,
-        body: &serde_json::Value,
-    ) -> Result<()>;
+    async fn complete_idempotency(&mut self, user: i64, key: &str, status: u16, body: &serde_json::Value)
+    -> Result<()>;
     /// Forgets keys older than `before`.
     async fn purge_idempotency(&mut self, before: DateTime<Utc>) -> Result<u64>;
 }
@@ -337,28 +288,17 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
 pub async fn connect_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         #[cfg(feature = "sqlite")]
-        return Ok(Arc::new(
-            sqlite::SqliteStore::connect(url, max_connections).await?,
-        ));
+        return Ok(Arc::new(sqlite::SqliteStore::connect(url, max_connections).await?));
         #[cfg(not(feature = "sqlite"))]
-        return Err(Error::Config(
-            "this build has no SQLite support (feature `sqlite`)".into(),
-        ));
+        return Err(Error::Config("this build has no SQLite support (feature `sqlite`)".into()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
-        return Ok(Arc::new(
-            postgres::PgStore::connect(url, max_connections).await?,
-        ));
+        return Ok(Arc::new(postgres::PgStore::connect(url, max_connections).await?));
         #[cfg(not(feature = "postgres"))]
-        return Err(Error::Config(
-            "this build has no PostgreSQL support (feature `postgres`)".into(),
-        ));
+        return Err(Error::Config("this build has no PostgreSQL support (feature `postgres`)".into()));
     }
-    Err(Error::Config(format!(
-        "database URL must start with sqlite: or postgres:// (got {})",
-        redact_url(url)
-    )))
+    Err(Error::Config(format!("database URL must start with sqlite: or postgres:// (got {})", redact_url(url))))
 }
 
 /// A URL with its password replaced by `***`, for logs and errors.

@@ -7,8 +7,7 @@ use crate::error::{Error, Result};
 use crate::events::{EventEnvelope, OutboxRecord};
 use crate::history::{HistoryEntry, NewHistory};
 use crate::tasks::{
-    ArchivedFilter, Assignee, Comment, OrderField, Tag, Task, TaskFilter, TaskPosition, Template,
-    TemplateDefaults,
+    ArchivedFilter, Assignee, Comment, OrderField, Tag, Task, TaskFilter, TaskPosition, Template, TemplateDefaults,
 };
 use crate::teams::{Memberships, TeamRecord};
 use crate::users::{NewUser, User, normalize_email};
@@ -31,8 +30,8 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to the database at `url` and applies the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let opts =
+            PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -55,15 +54,11 @@ impl Store for PgStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx {
-            inner: self.pool.begin().await?,
-        }))
+        Ok(Box::new(PgTx { inner: self.pool.begin().await? }))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx {
-            inner: self.pool.begin().await?,
-        }))
+        Ok(Box::new(PgTx { inner: self.pool.begin().await? }))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -72,4 +67,4 @@ impl Store for PgStore {
     }
 }
 
-impl_tx!(PgTx, Postgres, "t.title COLLATE \"C\"");
+impl_tx!(PgTx, Postgres, "t.title COLLATE \"C\"", " FOR UPDATE");

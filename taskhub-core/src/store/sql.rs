@@ -7,9 +7,7 @@
 use crate::error::{Error, Result};
 use crate::events::{EventEnvelope, OutboxRecord};
 use crate::history::{HistoryAction, HistoryEntry};
-use crate::tasks::{
-    Assignee, AssigneeRole, Hours, Priority, Task, TaskStatus, Template, TemplateDefaults,
-};
+use crate::tasks::{Assignee, AssigneeRole, Hours, Priority, Task, TaskStatus, Template, TemplateDefaults};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -30,8 +28,7 @@ pub(crate) const TAG_SELECT: &str = "SELECT g.id, g.name, g.color, \
      (SELECT COUNT(*) FROM task_tags tt JOIN tasks t ON t.id = tt.task_id \
       WHERE tt.tag_id = g.id AND t.is_archived = FALSE) AS task_count FROM tags g";
 
-pub(crate) const TEMPLATE_COLS: &str =
-    "id, name, description, defaults, created_by, created_at, version";
+pub(crate) const TEMPLATE_COLS: &str = "id, name, description, defaults, created_by, created_at, version";
 
 pub(crate) const COMMENT_COLS: &str = "id, task_id, author, body, created_at, updated_at, version";
 
@@ -63,13 +60,8 @@ impl TaskDbRow {
     }
 
     pub(crate) fn into_task(self, assignees: Vec<Assignee>, tags: Vec<String>) -> Result<Task> {
-        let corrupt =
-            |what: &str| Error::internal(format!("task {}: stored {what} is invalid", self.id));
-        let hours = |h: Option<i32>| {
-            h.map(Hours::from_hundredths)
-                .transpose()
-                .map_err(|_| corrupt("hours"))
-        };
+        let corrupt = |what: &str| Error::internal(format!("task {}: stored {what} is invalid", self.id));
+        let hours = |h: Option<i32>| h.map(Hours::from_hundredths).transpose().map_err(|_| corrupt("hours"));
         Ok(Task {
             id: self.id,
             status: TaskStatus::parse(&self.status).map_err(|_| corrupt("status"))?,
@@ -119,8 +111,8 @@ pub(crate) fn assemble_tasks(
 ) -> Result<Vec<Task>> {
     let mut by_task: HashMap<i64, Vec<Assignee>> = HashMap::new();
     for a in assignees {
-        let role = AssigneeRole::parse(&a.role)
-            .map_err(|_| Error::internal(format!("task {}: invalid role", a.task_id)))?;
+        let role =
+            AssigneeRole::parse(&a.role).map_err(|_| Error::internal(format!("task {}: invalid role", a.task_id)))?;
         by_task.entry(a.task_id).or_default().push(Assignee {
             user_id: a.user_id,
             role,
@@ -135,10 +127,7 @@ pub(crate) fn assemble_tasks(
     rows.into_iter()
         .map(|r| {
             let id = r.id;
-            r.into_task(
-                by_task.remove(&id).unwrap_or_default(),
-                tags_by_task.remove(&id).unwrap_or_default(),
-            )
+            r.into_task(by_task.remove(&id).unwrap_or_default(), tags_by_task.remove(&id).unwrap_or_default())
         })
         .collect()
 }
@@ -184,9 +173,8 @@ impl TryFrom<HistoryDbRow> for HistoryEntry {
         Ok(HistoryEntry {
             id: r.id,
             task_id: r.task_id,
-            action: HistoryAction::parse(&r.action).ok_or_else(|| {
-                Error::internal(format!("history {}: unknown action {}", r.id, r.action))
-            })?,
+            action: HistoryAction::parse(&r.action)
+                .ok_or_else(|| Error::internal(format!("history {}: unknown action {}", r.id, r.action)))?,
             actor: r.actor,
             changes: r.changes.0,
             created_at: r.created_at,
@@ -247,18 +235,11 @@ pub(crate) fn map_unique(e: sqlx::Error) -> Error {
     let target = db
         .constraint()
         .map(str::to_owned)
-        .or_else(|| {
-            db.message()
-                .split("constraint failed: ")
-                .nth(1)
-                .map(|s| s.trim().to_owned())
-        })
+        .or_else(|| db.message().split("constraint failed: ").nth(1).map(|s| s.trim().to_owned()))
         .unwrap_or_default();
     match db.kind() {
         sqlx::error::ErrorKind::UniqueViolation => match target.as_str() {
-            "users.username_key" => {
-                Error::Conflict("a user with that username already exists".into())
-            }
+            "users.username_key" => Error::Conflict("a user with that username already exists".into()),
             "users.email_key" => Error::Conflict("a user with that e-mail already exists".into()),
             "tags.name_key" => Error::Conflict("a tag with that name already exists".into()),
             _ => Error::from(e),

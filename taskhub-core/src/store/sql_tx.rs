@@ -2,9 +2,10 @@
 //! `impl_tx!` so that the SQL is written once.
 
 /// Implements `Tx` for `$tx`, a wrapper of `sqlx::Transaction<'static, $db>`.
-/// `$title` is the expression ordering titles in byte order on that engine.
+/// `$title` is the expression ordering titles in byte order on that engine; `$lock` the
+/// clause that locks selected rows (SQLite needs none: its writers are serialized).
 macro_rules! impl_tx {
-    ($tx:ident, $db:ty, $title:expr) => {
+    ($tx:ident, $db:ty, $title:expr, $lock:expr) => {
         /// A transaction on this engine.
         pub(crate) struct $tx {
             pub(crate) inner: sqlx::Transaction<'static, $db>,
@@ -327,6 +328,12 @@ macro_rules! impl_tx {
 
             async fn get_task(&mut self, id: i64) -> Result<Option<Task>> {
                 let sql = format!("SELECT {TASK_COLS} FROM tasks t WHERE t.id = $1");
+                let row: Option<TaskDbRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *self.inner).await?;
+                Ok(self.load_tasks(row.into_iter().collect()).await?.pop())
+            }
+
+            async fn lock_task(&mut self, id: i64) -> Result<Option<Task>> {
+                let sql = format!("SELECT {TASK_COLS} FROM tasks t WHERE t.id = $1{}", $lock);
                 let row: Option<TaskDbRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *self.inner).await?;
                 Ok(self.load_tasks(row.into_iter().collect()).await?.pop())
             }

@@ -10,8 +10,7 @@ use crate::error::{Error, Result};
 use crate::events::{EventEnvelope, OutboxRecord};
 use crate::history::{HistoryEntry, NewHistory};
 use crate::tasks::{
-    ArchivedFilter, Assignee, Comment, OrderField, Tag, Task, TaskFilter, TaskPosition, Template,
-    TemplateDefaults,
+    ArchivedFilter, Assignee, Comment, OrderField, Tag, Task, TaskFilter, TaskPosition, Template, TemplateDefaults,
 };
 use crate::teams::{Memberships, TeamRecord};
 use crate::users::{NewUser, User, normalize_email};
@@ -42,15 +41,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
         // An in-memory database lives in one connection; more would each see their own.
-        let max = if url.contains(":memory:") || url.contains("mode=memory") {
-            1
-        } else {
-            max_connections.max(1)
-        };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .connect_with(opts)
-            .await?;
+        let max = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { max_connections.max(1) };
+        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -68,15 +60,11 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqliteTx {
-            inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-        }))
+        Ok(Box::new(SqliteTx { inner: self.pool.begin_with("BEGIN IMMEDIATE").await? }))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqliteTx {
-            inner: self.pool.begin().await?,
-        }))
+        Ok(Box::new(SqliteTx { inner: self.pool.begin().await? }))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -85,4 +73,4 @@ impl Store for SqliteStore {
     }
 }
 
-impl_tx!(SqliteTx, Sqlite, "t.title");
+impl_tx!(SqliteTx, Sqlite, "t.title", "");

@@ -40,12 +40,7 @@ impl CommentService {
     }
 
     /// Comments of a visible task, oldest first.
-    pub async fn list(
-        &self,
-        actor: &Actor,
-        task_id: i64,
-        page: &PageRequest,
-    ) -> Result<Page<Comment>> {
+    pub async fn list(&self, actor: &Actor, task_id: i64, page: &PageRequest) -> Result<Page<Comment>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
         let mut tx = self.ctx.store.read().await?;
@@ -58,9 +53,7 @@ impl CommentService {
     pub async fn get(&self, actor: &Actor, task_id: i64, id: i64) -> Result<Comment> {
         let mut tx = self.ctx.store.read().await?;
         visible_task(&mut *tx, actor, task_id).await?;
-        tx.get_comment(task_id, id)
-            .await?
-            .ok_or(Error::NotFound("comment"))
+        tx.get_comment(task_id, id).await?.ok_or(Error::NotFound("comment"))
     }
 
     /// Adds a comment to a visible task.
@@ -69,18 +62,8 @@ impl CommentService {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
         let (task, _) = visible_task(&mut *tx, actor, task_id).await?;
-        let c = tx
-            .insert_comment(task_id, actor.user_id, &body, now)
-            .await?;
-        record(
-            &mut *tx,
-            actor,
-            &task,
-            HistoryAction::CommentAdded,
-            change(Value::Null, json!(c)),
-            now,
-        )
-        .await?;
+        let c = tx.insert_comment(task_id, actor.user_id, &body, now).await?;
+        record(&mut *tx, actor, &task, HistoryAction::CommentAdded, change(Value::Null, json!(c)), now).await?;
         tx.commit().await?;
         Ok(c)
     }
@@ -98,14 +81,9 @@ impl CommentService {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
         let (task, _) = visible_task(&mut *tx, actor, task_id).await?;
-        let c = tx
-            .get_comment(task_id, id)
-            .await?
-            .ok_or(Error::NotFound("comment"))?;
+        let c = tx.get_comment(task_id, id).await?.ok_or(Error::NotFound("comment"))?;
         if c.author != Some(actor.user_id) {
-            return Err(Error::Forbidden(
-                "only the author may edit a comment".into(),
-            ));
+            return Err(Error::Forbidden("only the author may edit a comment".into()));
         }
         if if_match.is_some_and(|v| v != c.version) {
             return Err(Error::PreconditionFailed { current: c.version });
@@ -113,39 +91,21 @@ impl CommentService {
         if c.body == body {
             return Ok(c);
         }
-        let saved = tx.update_comment(id, &body, c.version, now).await?.ok_or(
-            Error::PreconditionFailed {
-                current: c.version + 1,
-            },
-        )?;
-        record(
-            &mut *tx,
-            actor,
-            &task,
-            HistoryAction::CommentEdited,
-            change(json!(c), json!(saved)),
-            now,
-        )
-        .await?;
+        let saved = tx
+            .update_comment(id, &body, c.version, now)
+            .await?
+            .ok_or(Error::PreconditionFailed { current: c.version + 1 })?;
+        record(&mut *tx, actor, &task, HistoryAction::CommentEdited, change(json!(c), json!(saved)), now).await?;
         tx.commit().await?;
         Ok(saved)
     }
 
     /// Deletes a comment: its author, an editor of the task, or staff.
-    pub async fn delete(
-        &self,
-        actor: &Actor,
-        task_id: i64,
-        id: i64,
-        if_match: Option<i64>,
-    ) -> Result<()> {
+    pub async fn delete(&self, actor: &Actor, task_id: i64, id: i64, if_match: Option<i64>) -> Result<()> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
         let (task, m) = visible_task(&mut *tx, actor, task_id).await?;
-        let c = tx
-            .get_comment(task_id, id)
-            .await?
-            .ok_or(Error::NotFound("comment"))?;
+        let c = tx.get_comment(task_id, id).await?.ok_or(Error::NotFound("comment"))?;
         if c.author != Some(actor.user_id) && !can_edit(&task, actor, &m) {
             return Err(Error::Forbidden(
                 "only the author, an editor of the task or staff may delete a comment".into(),
@@ -155,15 +115,7 @@ impl CommentService {
             return Err(Error::PreconditionFailed { current: c.version });
         }
         tx.delete_comment(id).await?;
-        record(
-            &mut *tx,
-            actor,
-            &task,
-            HistoryAction::CommentDeleted,
-            change(json!(c), Value::Null),
-            now,
-        )
-        .await?;
+        record(&mut *tx, actor, &task, HistoryAction::CommentDeleted, change(json!(c), Value::Null), now).await?;
         tx.commit().await
     }
 }

@@ -77,10 +77,9 @@ impl TagInput {
             Patch::Absent => {}
             Patch::Null => v.add("name", "must not be null"),
             Patch::Value(n) => {
-                if let Some(mut t) = v.check(
-                    "name",
-                    normalize_tags(vec![n.clone()]).map_err(|m| m.replace("each tag ", "")),
-                ) {
+                if let Some(mut t) =
+                    v.check("name", normalize_tags(vec![n.clone()]).map_err(|m| m.replace("each tag ", "")))
+                {
                     name = t.pop().unwrap_or_default();
                 }
             }
@@ -89,9 +88,7 @@ impl TagInput {
             match c {
                 None => color = None,
                 Some(c) => {
-                    let ok = c.len() == 7
-                        && c.starts_with('#')
-                        && c.chars().skip(1).all(|ch| ch.is_ascii_hexdigit());
+                    let ok = c.len() == 7 && c.starts_with('#') && c.chars().skip(1).all(|ch| ch.is_ascii_hexdigit());
                     if ok {
                         color = Some(c.to_ascii_lowercase());
                     } else {
@@ -139,14 +136,8 @@ impl TemplateDefaults {
         }
         fill(&mut input.title, &self.title);
         fill(&mut input.description, &self.description);
-        fill(
-            &mut input.priority,
-            &self.priority.map(|p| p.as_str().to_owned()),
-        );
-        fill(
-            &mut input.estimated_hours,
-            &self.estimated_hours.map(Hours::as_f64),
-        );
+        fill(&mut input.priority, &self.priority.map(|p| p.as_str().to_owned()));
+        fill(&mut input.estimated_hours, &self.estimated_hours.map(Hours::as_f64));
         fill(&mut input.tags, &self.tags);
         if !input.assigned_to.is_present() {
             fill(&mut input.assignees, &self.assignees);

@@ -139,8 +139,7 @@ impl TaskFields {
             }
         }
         if let Some(d) = nullable_as_default(&input.description)
-            && v.check("description", length(&d, 0, MAX_DESCRIPTION))
-                .is_some()
+            && v.check("description", length(&d, 0, MAX_DESCRIPTION)).is_some()
         {
             self.description = d;
         }
@@ -161,11 +160,7 @@ impl TaskFields {
             };
         }
         for (field, patch, slot) in [
-            (
-                "estimated_hours",
-                &input.estimated_hours,
-                &mut self.estimated_hours,
-            ),
+            ("estimated_hours", &input.estimated_hours, &mut self.estimated_hours),
             ("actual_hours", &input.actual_hours, &mut self.actual_hours),
         ] {
             if let Some(h) = patch.clone().into_option() {
@@ -197,35 +192,16 @@ impl TaskFields {
             self.tags = tags;
         }
         match (input.assignees.is_present(), input.assigned_to.is_present()) {
-            (true, true) => v.add(
-                "assignees",
-                "give either assignees or assigned_to, not both",
-            ),
+            (true, true) => v.add("assignees", "give either assignees or assigned_to, not both"),
             (true, false) => {
-                let list = input
-                    .assignees
-                    .clone()
-                    .into_option()
-                    .flatten()
-                    .unwrap_or_default();
+                let list = input.assignees.clone().into_option().flatten().unwrap_or_default();
                 if let Some(a) = v.check("assignees", normalize_assignees(list)) {
                     self.assignees = a;
                 }
             }
             (false, true) => {
-                let ids = input
-                    .assigned_to
-                    .clone()
-                    .into_option()
-                    .flatten()
-                    .unwrap_or_default();
-                let list = ids
-                    .into_iter()
-                    .map(|user_id| AssigneeInput {
-                        user_id,
-                        role: None,
-                    })
-                    .collect();
+                let ids = input.assigned_to.clone().into_option().flatten().unwrap_or_default();
+                let list = ids.into_iter().map(|user_id| AssigneeInput { user_id, role: None }).collect();
                 if let Some(a) = v.check("assigned_to", normalize_assignees(list)) {
                     self.assignees = a;
                 }
@@ -244,45 +220,21 @@ impl TaskFields {
             }
         };
         put("title", json!(self.title), json!(after.title));
-        put(
-            "description",
-            json!(self.description),
-            json!(after.description),
-        );
+        put("description", json!(self.description), json!(after.description));
         put("status", json!(self.status), json!(after.status));
         put("priority", json!(self.priority), json!(after.priority));
         put("due_date", json!(self.due_date), json!(after.due_date));
-        put(
-            "estimated_hours",
-            json!(self.estimated_hours),
-            json!(after.estimated_hours),
-        );
-        put(
-            "actual_hours",
-            json!(self.actual_hours),
-            json!(after.actual_hours),
-        );
-        put(
-            "assigned_team",
-            json!(self.assigned_team),
-            json!(after.assigned_team),
-        );
-        put(
-            "parent_task",
-            json!(self.parent_task),
-            json!(after.parent_task),
-        );
+        put("estimated_hours", json!(self.estimated_hours), json!(after.estimated_hours));
+        put("actual_hours", json!(self.actual_hours), json!(after.actual_hours));
+        put("assigned_team", json!(self.assigned_team), json!(after.assigned_team));
+        put("parent_task", json!(self.parent_task), json!(after.parent_task));
         put("metadata", self.metadata.clone(), after.metadata.clone());
-        put(
-            "tags",
-            json!(sorted_ci(&self.tags)),
-            json!(sorted_ci(&after.tags)),
-        );
-        put(
-            "assignees",
-            json!(assignee_view(&self.assignees)),
-            json!(assignee_view(&after.assignees)),
-        );
+        // Tags match case-insensitively: `X` on a task tagged `x` is no change.
+        let keys = |t: &[String]| sorted_ci(t).iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+        if keys(&self.tags) != keys(&after.tags) {
+            put("tags", json!(sorted_ci(&self.tags)), json!(sorted_ci(&after.tags)));
+        }
+        put("assignees", json!(assignee_view(&self.assignees)), json!(assignee_view(&after.assignees)));
         changes
     }
 }
@@ -297,9 +249,7 @@ fn sorted_ci(tags: &[String]) -> Vec<String> {
 fn assignee_view(a: &[(i64, AssigneeRole)]) -> Vec<Value> {
     let mut a = a.to_vec();
     a.sort_by_key(|(id, _)| *id);
-    a.into_iter()
-        .map(|(id, role)| json!({"user_id": id, "role": role}))
-        .collect()
+    a.into_iter().map(|(id, role)| json!({"user_id": id, "role": role})).collect()
 }
 
 fn required<'a, T>(v: &mut Violations, field: &str, p: &'a Patch<T>) -> Option<&'a T> {
@@ -329,13 +279,9 @@ pub fn check_metadata(m: Value) -> Result<Value, String> {
     if !m.is_object() {
         return Err("must be a JSON object".into());
     }
-    let size = serde_json::to_vec(&m)
-        .map(|b| b.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&m).map(|b| b.len()).unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
-        return Err(format!(
-            "must be at most {MAX_METADATA_BYTES} bytes serialized"
-        ));
+        return Err(format!("must be at most {MAX_METADATA_BYTES} bytes serialized"));
     }
     Ok(m)
 }

@@ -11,13 +11,10 @@ mod tags;
 mod templates;
 
 pub use comments::CommentService;
-pub use extras::{
-    Comment, MAX_COMMENT, Tag, TagInput, Template, TemplateDefaults, TemplateInput,
-    check_comment_body,
-};
+pub use extras::{Comment, MAX_COMMENT, Tag, TagInput, Template, TemplateDefaults, TemplateInput, check_comment_body};
 pub use input::{
-    AssigneeInput, MAX_ASSIGNEES, MAX_DESCRIPTION, MAX_METADATA_BYTES, MAX_TAGS, TaskFields,
-    TaskInput, check_metadata, normalize_tags, parse_timestamp,
+    AssigneeInput, MAX_ASSIGNEES, MAX_DESCRIPTION, MAX_METADATA_BYTES, MAX_TAGS, TaskFields, TaskInput, check_metadata,
+    normalize_tags, parse_timestamp,
 };
 pub use model::{Assignee, AssigneeRole, Hours, Priority, Task, TaskStatus};
 pub use query::{ArchivedFilter, OrderField, TaskFilter, TaskPosition, TaskQuery};

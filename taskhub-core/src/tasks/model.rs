@@ -113,11 +113,7 @@ impl Hours {
 
     /// From hundredths of an hour.
     pub fn from_hundredths(h: i32) -> Result<Self, String> {
-        if (0..=Self::MAX.0).contains(&h) {
-            Ok(Hours(h))
-        } else {
-            Err("must be between 0 and 9999.99".into())
-        }
+        if (0..=Self::MAX.0).contains(&h) { Ok(Hours(h)) } else { Err("must be between 0 and 9999.99".into()) }
     }
 
     /// Hundredths of an hour (the stored value).
@@ -135,10 +131,7 @@ impl Hours {
         if (scaled - rounded).abs() > 1e-6 {
             return Err("must have at most 2 decimal places".into());
         }
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "bounded to 0..=999999 above"
-        )]
+        #[expect(clippy::cast_possible_truncation, reason = "bounded to 0..=999999 above")]
         Self::from_hundredths(rounded as i32)
     }
 
@@ -263,10 +256,7 @@ impl Task {
 
     /// The role of `user` on this task, if assigned.
     pub fn role_of(&self, user: i64) -> Option<AssigneeRole> {
-        self.assignees
-            .iter()
-            .find(|a| a.user_id == user)
-            .map(|a| a.role)
+        self.assignees.iter().find(|a| a.user_id == user).map(|a| a.role)
     }
 
     /// Ids of the assignees.

@@ -25,20 +25,12 @@ pub fn can_edit(task: &Task, actor: &Actor, m: &Memberships) -> bool {
 
 /// The list filter equivalent to [`can_view`].
 pub fn visibility(actor: &Actor) -> Visibility {
-    if actor.is_staff {
-        Visibility::All
-    } else {
-        Visibility::User { id: actor.user_id }
-    }
+    if actor.is_staff { Visibility::All } else { Visibility::User { id: actor.user_id } }
 }
 
 /// `Ok` if visible, else not found (existence is never leaked).
 pub fn ensure_view(task: &Task, actor: &Actor, m: &Memberships) -> Result<()> {
-    if can_view(task, actor, m) {
-        Ok(())
-    } else {
-        Err(Error::NotFound("task"))
-    }
+    if can_view(task, actor, m) { Ok(()) } else { Err(Error::NotFound("task")) }
 }
 
 /// Not found if invisible, forbidden if visible but not editable.
@@ -47,8 +39,6 @@ pub fn ensure_edit(task: &Task, actor: &Actor, m: &Memberships) -> Result<()> {
     if can_edit(task, actor, m) {
         Ok(())
     } else {
-        Err(Error::Forbidden(
-            "you may view this task but not change it".into(),
-        ))
+        Err(Error::Forbidden("you may view this task but not change it".into()))
     }
 }

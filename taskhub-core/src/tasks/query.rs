@@ -124,16 +124,10 @@ impl TaskQuery {
         let mut v = Violations::new();
         let mut f = TaskFilter::all(now);
         if let Some(s) = &self.status {
-            f.statuses = s
-                .split(',')
-                .filter_map(|x| v.check("status", TaskStatus::parse(x.trim())))
-                .collect();
+            f.statuses = s.split(',').filter_map(|x| v.check("status", TaskStatus::parse(x.trim()))).collect();
         }
         if let Some(s) = &self.priority {
-            f.priorities = s
-                .split(',')
-                .filter_map(|x| v.check("priority", Priority::parse(x.trim())))
-                .collect();
+            f.priorities = s.split(',').filter_map(|x| v.check("priority", Priority::parse(x.trim()))).collect();
         }
         if let Some(t) = &self.tag {
             let t = t.trim();
@@ -145,19 +139,10 @@ impl TaskQuery {
         f.assignee = match self.assignee.as_deref() {
             None => None,
             Some("me") => Some(me),
-            Some(x) => v.check(
-                "assignee",
-                parse_id(x).map_err(|_| "must be a user id or `me`".to_owned()),
-            ),
+            Some(x) => v.check("assignee", parse_id(x).map_err(|_| "must be a user id or `me`".to_owned())),
         };
-        f.team = self
-            .team
-            .as_deref()
-            .and_then(|x| v.check("team", parse_id(x)));
-        f.created_by = self
-            .created_by
-            .as_deref()
-            .and_then(|x| v.check("created_by", parse_id(x)));
+        f.team = self.team.as_deref().and_then(|x| v.check("team", parse_id(x)));
+        f.created_by = self.created_by.as_deref().and_then(|x| v.check("created_by", parse_id(x)));
         f.archived = match self.archived.as_deref() {
             None | Some("false") => ArchivedFilter::Live,
             Some("true") => ArchivedFilter::Archived,
@@ -176,14 +161,8 @@ impl TaskQuery {
                 None
             }
         };
-        f.due_before = self
-            .due_before
-            .as_deref()
-            .and_then(|x| v.check("due_before", parse_timestamp(x)));
-        f.due_after = self
-            .due_after
-            .as_deref()
-            .and_then(|x| v.check("due_after", parse_timestamp(x)));
+        f.due_before = self.due_before.as_deref().and_then(|x| v.check("due_before", parse_timestamp(x)));
+        f.due_after = self.due_after.as_deref().and_then(|x| v.check("due_after", parse_timestamp(x)));
         if let Some(s) = &self.search {
             let s = s.trim();
             if s.chars().count() > 200 {
@@ -202,7 +181,10 @@ impl TaskQuery {
                     f.order = field;
                     f.desc = desc;
                 }
-                Err(_) => v.add("ordering", "must be one of created_at, updated_at, due_date, priority, title (prefix - for descending)"),
+                Err(_) => v.add(
+                    "ordering",
+                    "must be one of created_at, updated_at, due_date, priority, title (prefix - for descending)",
+                ),
             }
         }
         v.finish()?;
@@ -211,11 +193,7 @@ impl TaskQuery {
 }
 
 fn parse_id(s: &str) -> Result<i64, String> {
-    s.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| "must be a positive integer id".to_owned())
+    s.trim().parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| "must be a positive integer id".to_owned())
 }
 
 /// Where a page of tasks ended: the sort value and id of its last row.
@@ -239,22 +217,14 @@ pub struct TaskPosition {
 impl TaskFilter {
     /// The ordering's name, as kept in cursors.
     pub fn ordering_name(&self) -> String {
-        let name = serde_json::to_value(self.order)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let name =
+            serde_json::to_value(self.order).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         if self.desc { format!("-{name}") } else { name }
     }
 
     /// The position of `task` in this ordering.
     pub fn position_of(&self, task: &super::Task) -> TaskPosition {
-        let mut p = TaskPosition {
-            o: self.ordering_name(),
-            t: None,
-            n: None,
-            s: None,
-            id: task.id,
-        };
+        let mut p = TaskPosition { o: self.ordering_name(), t: None, n: None, s: None, id: task.id };
         match self.order {
             OrderField::CreatedAt => p.t = Some(task.created_at),
             OrderField::UpdatedAt => p.t = Some(task.updated_at),

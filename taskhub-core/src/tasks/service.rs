@@ -73,10 +73,7 @@ impl TaskService {
         let mut tx = self.ctx.store.begin().await?;
         match std::mem::take(&mut input.template_id) {
             Patch::Value(tid) => {
-                let t = tx
-                    .get_template(tid)
-                    .await?
-                    .filter(|t| actor.is_staff || t.created_by == Some(actor.user_id));
+                let t = tx.get_template(tid).await?.filter(|t| actor.is_staff || t.created_by == Some(actor.user_id));
                 let t = t.ok_or_else(|| Error::field("template_id", "unknown template"))?;
                 t.defaults.fill(&mut input);
             }
@@ -90,31 +87,14 @@ impl TaskService {
         v.finish()?;
         let m = tx.memberships(actor.user_id).await?;
         check_refs(&mut *tx, actor, &m, None, &fields).await?;
-        let row = task_row(
-            &fields,
-            Some(actor.user_id),
-            false,
-            None,
-            completed_at(None, &fields, now),
-            now,
-            now,
-        );
+        let row = task_row(&fields, Some(actor.user_id), false, None, completed_at(None, &fields, now), now, now);
         let id = tx.insert_task(&row).await?;
-        tx.set_assignees(id, &assignees(None, &fields, actor, now))
-            .await?;
+        tx.set_assignees(id, &assignees(None, &fields, actor, now)).await?;
         tx.set_tags(id, &fields.tags, now).await?;
         let mut task = tx.get_task(id).await?.ok_or(Error::NotFound("task"))?;
         task.refresh_overdue(now);
         let changes = TaskFields::default().diff(&fields);
-        record(
-            &mut *tx,
-            actor,
-            &task,
-            HistoryAction::Created,
-            to_object(changes),
-            now,
-        )
-        .await?;
+        record(&mut *tx, actor, &task, HistoryAction::Created, to_object(changes), now).await?;
         tx.commit().await?;
         Ok(task)
     }
@@ -130,12 +110,7 @@ impl TaskService {
     }
 
     /// A page of the tasks the caller may see, filtered and ordered as asked.
-    pub async fn list(
-        &self,
-        actor: &Actor,
-        q: &TaskQuery,
-        page: &PageRequest,
-    ) -> Result<Page<Task>> {
+    pub async fn list(&self, actor: &Actor, q: &TaskQuery, page: &PageRequest) -> Result<Page<Task>> {
         let now = self.ctx.clock.now();
         let f = q.resolve(actor.user_id, now)?;
         let size = page.size()?;
@@ -161,10 +136,7 @@ impl TaskService {
         if_match: Option<i64>,
     ) -> Result<Task> {
         if input.template_id.is_present() {
-            return Err(Error::field(
-                "template_id",
-                "can only be given when creating a task",
-            ));
+            return Err(Error::field("template_id", "can only be given when creating a task"));
         }
         self.mutate(actor, id, if_match, |task| {
             let base = match mode {
@@ -177,16 +149,9 @@ impl TaskService {
             }
             let fields = base.apply(&input, &mut v);
             v.finish()?;
-            let action = if fields.status != task.status {
-                HistoryAction::StatusChanged
-            } else {
-                HistoryAction::Updated
-            };
-            Ok(Plan {
-                fields,
-                is_archived: task.is_archived,
-                action,
-            })
+            let action =
+                if fields.status != task.status { HistoryAction::StatusChanged } else { HistoryAction::Updated };
+            Ok(Plan { fields, is_archived: task.is_archived, action })
         })
         .await
     }
@@ -194,11 +159,7 @@ impl TaskService {
     /// Archives (soft-deletes) a task; archiving an archived task changes nothing.
     pub async fn archive(&self, actor: &Actor, id: i64, if_match: Option<i64>) -> Result<Task> {
         self.mutate(actor, id, if_match, |task| {
-            Ok(Plan {
-                fields: TaskFields::of(task),
-                is_archived: true,
-                action: HistoryAction::Archived,
-            })
+            Ok(Plan { fields: TaskFields::of(task), is_archived: true, action: HistoryAction::Archived })
         })
         .await
     }
@@ -206,23 +167,13 @@ impl TaskService {
     /// Restores an archived task.
     pub async fn unarchive(&self, actor: &Actor, id: i64, if_match: Option<i64>) -> Result<Task> {
         self.mutate(actor, id, if_match, |task| {
-            Ok(Plan {
-                fields: TaskFields::of(task),
-                is_archived: false,
-                action: HistoryAction::Unarchived,
-            })
+            Ok(Plan { fields: TaskFields::of(task), is_archived: false, action: HistoryAction::Unarchived })
         })
         .await
     }
 
     /// Assigns users with a role (default collaborator); an assigned user gets the new role.
-    pub async fn assign(
-        &self,
-        actor: &Actor,
-        id: i64,
-        input: AssignInput,
-        if_match: Option<i64>,
-    ) -> Result<Task> {
+    pub async fn assign(&self, actor: &Actor, id: i64, input: AssignInput, if_match: Option<i64>) -> Result<Task> {
         let mut v = Violations::new();
         let role = match input.role.as_deref() {
             None => Some(AssigneeRole::Collaborator),
@@ -239,45 +190,26 @@ impl TaskService {
                     None => fields.assignees.push((*u, role)),
                 }
             }
-            Ok(Plan {
-                fields,
-                is_archived: task.is_archived,
-                action: HistoryAction::Assigned,
-            })
+            Ok(Plan { fields, is_archived: task.is_archived, action: HistoryAction::Assigned })
         })
         .await
     }
 
     /// Unassigns users; users who were not assigned are ignored.
-    pub async fn unassign(
-        &self,
-        actor: &Actor,
-        id: i64,
-        input: UnassignInput,
-        if_match: Option<i64>,
-    ) -> Result<Task> {
+    pub async fn unassign(&self, actor: &Actor, id: i64, input: UnassignInput, if_match: Option<i64>) -> Result<Task> {
         let mut v = Violations::new();
         check_user_list(&mut v, &input.users);
         v.finish()?;
         self.mutate(actor, id, if_match, |task| {
             let mut fields = TaskFields::of(task);
             fields.assignees.retain(|(id, _)| !input.users.contains(id));
-            Ok(Plan {
-                fields,
-                is_archived: task.is_archived,
-                action: HistoryAction::Unassigned,
-            })
+            Ok(Plan { fields, is_archived: task.is_archived, action: HistoryAction::Unassigned })
         })
         .await
     }
 
     /// History of a task the caller may see, newest first.
-    pub async fn history(
-        &self,
-        actor: &Actor,
-        id: i64,
-        page: &PageRequest,
-    ) -> Result<Page<HistoryEntry>> {
+    pub async fn history(&self, actor: &Actor, id: i64, page: &PageRequest) -> Result<Page<HistoryEntry>> {
         let size = page.size()?;
         let before: Option<(DateTime<Utc>, i64)> = page.position()?;
         let mut tx = self.ctx.store.read().await?;
@@ -300,22 +232,17 @@ impl TaskService {
         for _ in 0..MAX_ATTEMPTS {
             let now = self.ctx.clock.now();
             let mut tx = self.ctx.store.begin().await?;
-            let mut task = tx.get_task(id).await?.ok_or(Error::NotFound("task"))?;
+            let mut task = tx.lock_task(id).await?.ok_or(Error::NotFound("task"))?;
             let m = tx.memberships(actor.user_id).await?;
             ensure_edit(&task, actor, &m)?;
             if if_match.is_some_and(|v| v != task.version) {
-                return Err(Error::PreconditionFailed {
-                    current: task.version,
-                });
+                return Err(Error::PreconditionFailed { current: task.version });
             }
             let p = plan(&task)?;
             let before = TaskFields::of(&task);
             let mut changes = to_object(before.diff(&p.fields));
             if p.is_archived != task.is_archived {
-                changes.insert(
-                    "is_archived".into(),
-                    json!({"from": task.is_archived, "to": p.is_archived}),
-                );
+                changes.insert("is_archived".into(), json!({"from": task.is_archived, "to": p.is_archived}));
             }
             if changes.is_empty() {
                 task.refresh_overdue(now);
@@ -344,8 +271,7 @@ impl TaskService {
                 continue;
             }
             if changes.contains_key("assignees") {
-                tx.set_assignees(id, &assignees(Some(&task), &p.fields, actor, now))
-                    .await?;
+                tx.set_assignees(id, &assignees(Some(&task), &p.fields, actor, now)).await?;
             }
             if changes.contains_key("tags") {
                 tx.set_tags(id, &p.fields.tags, now).await?;
@@ -356,9 +282,7 @@ impl TaskService {
             tx.commit().await?;
             return Ok(fresh);
         }
-        Err(Error::Conflict(
-            "the task kept changing concurrently; retry".into(),
-        ))
+        Err(Error::Conflict("the task kept changing concurrently; retry".into()))
     }
 }
 
@@ -366,10 +290,7 @@ fn check_user_list(v: &mut Violations, users: &[i64]) {
     if users.is_empty() {
         v.add("users", "must not be empty");
     } else if users.len() > super::input::MAX_ASSIGNEES {
-        v.add(
-            "users",
-            format!("at most {} users", super::input::MAX_ASSIGNEES),
-        );
+        v.add("users", format!("at most {} users", super::input::MAX_ASSIGNEES));
     }
 }
 
@@ -396,24 +317,17 @@ pub(crate) async fn record(
     })
     .await?;
     let data = json!({"task": task, "changes": changes});
-    let ev = EventEnvelope::new(
-        &format!("task.{}", action.as_str()),
-        "task",
-        task.id,
-        Some(actor.user_id),
-        now,
-        data,
-    );
+    let event_type = match action.as_str().strip_prefix("comment_") {
+        Some(what) => format!("comment.{what}"),
+        None => format!("task.{}", action.as_str()),
+    };
+    let ev = EventEnvelope::new(&event_type, "task", task.id, Some(actor.user_id), now, data);
     tx.insert_outbox(&ev).await?;
     Ok(())
 }
 
 /// `completed_at` after a change: set on entering `done`, kept while done, cleared on leaving.
-fn completed_at(
-    before: Option<&Task>,
-    after: &TaskFields,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
+fn completed_at(before: Option<&Task>, after: &TaskFields, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match (before, after.status) {
         (Some(t), TaskStatus::Done) if t.status == TaskStatus::Done => t.completed_at,
         (_, TaskStatus::Done) => Some(now),
@@ -422,28 +336,13 @@ fn completed_at(
 }
 
 /// The assignee rows after a change: existing assignments keep who assigned them and when.
-fn assignees(
-    before: Option<&Task>,
-    f: &TaskFields,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Vec<Assignee> {
+fn assignees(before: Option<&Task>, f: &TaskFields, actor: &Actor, now: DateTime<Utc>) -> Vec<Assignee> {
     let mut out: Vec<Assignee> = f
         .assignees
         .iter()
-        .map(|(user_id, role)| {
-            match before.and_then(|t| t.assignees.iter().find(|a| a.user_id == *user_id)) {
-                Some(a) => Assignee {
-                    role: *role,
-                    ..a.clone()
-                },
-                None => Assignee {
-                    user_id: *user_id,
-                    role: *role,
-                    assigned_by: Some(actor.user_id),
-                    assigned_at: now,
-                },
-            }
+        .map(|(user_id, role)| match before.and_then(|t| t.assignees.iter().find(|a| a.user_id == *user_id)) {
+            Some(a) => Assignee { role: *role, ..a.clone() },
+            None => Assignee { user_id: *user_id, role: *role, assigned_by: Some(actor.user_id), assigned_at: now },
         })
         .collect();
     out.sort_by_key(|a| a.user_id);
@@ -489,22 +388,13 @@ async fn check_refs(
     f: &TaskFields,
 ) -> Result<()> {
     let mut v = Violations::new();
-    if let Some(team) = f
-        .assigned_team
-        .filter(|t| current.is_none_or(|c| c.assigned_team != Some(*t)))
-    {
+    if let Some(team) = f.assigned_team.filter(|t| current.is_none_or(|c| c.assigned_team != Some(*t))) {
         let exists = tx.get_team(team).await?.is_some();
         if !exists || !(actor.is_staff || m.is_member(team)) {
-            v.add(
-                "assigned_team",
-                "unknown team, or one you are not a member of",
-            );
+            v.add("assigned_team", "unknown team, or one you are not a member of");
         }
     }
-    if let Some(parent) = f
-        .parent_task
-        .filter(|p| current.is_none_or(|c| c.parent_task != Some(*p)))
-    {
+    if let Some(parent) = f.parent_task.filter(|p| current.is_none_or(|c| c.parent_task != Some(*p))) {
         if current.is_some_and(|c| c.id == parent) {
             v.add("parent_task", "a task cannot be its own parent");
         } else {
@@ -529,24 +419,13 @@ async fn check_refs(
             }
         }
     }
-    let new_ids: Vec<i64> = f
-        .assignees
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| current.is_none_or(|c| c.role_of(*id).is_none()))
-        .collect();
+    let new_ids: Vec<i64> =
+        f.assignees.iter().map(|(id, _)| *id).filter(|id| current.is_none_or(|c| c.role_of(*id).is_none())).collect();
     if !new_ids.is_empty() {
         let active = tx.active_user_ids(&new_ids).await?;
-        let bad: Vec<String> = new_ids
-            .iter()
-            .filter(|i| !active.contains(i))
-            .map(i64::to_string)
-            .collect();
+        let bad: Vec<String> = new_ids.iter().filter(|i| !active.contains(i)).map(i64::to_string).collect();
         if !bad.is_empty() {
-            v.add(
-                "assignees",
-                format!("unknown or inactive users: {}", bad.join(", ")),
-            );
+            v.add("assignees", format!("unknown or inactive users: {}", bad.join(", ")));
         }
     }
     v.finish()

@@ -12,13 +12,7 @@ pub struct TagService {
 }
 
 fn require_staff(actor: &Actor) -> Result<()> {
-    if actor.is_staff {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(
-            "only staff may change or delete tags".into(),
-        ))
-    }
+    if actor.is_staff { Ok(()) } else { Err(Error::Forbidden("only staff may change or delete tags".into())) }
 }
 
 impl TagService {
@@ -30,34 +24,20 @@ impl TagService {
     pub async fn list(&self, _actor: &Actor, page: &PageRequest) -> Result<Page<Tag>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
-        let rows = self
-            .ctx
-            .store
-            .read()
-            .await?
-            .list_tags(after, size + 1)
-            .await?;
+        let rows = self.ctx.store.read().await?.list_tags(after, size + 1).await?;
         Page::from_overfetch(rows, size, None, |t| t.id)
     }
 
     /// One tag.
     pub async fn get(&self, _actor: &Actor, id: i64) -> Result<Tag> {
-        self.ctx
-            .store
-            .read()
-            .await?
-            .get_tag(id)
-            .await?
-            .ok_or(Error::NotFound("tag"))
+        self.ctx.store.read().await?.get_tag(id).await?.ok_or(Error::NotFound("tag"))
     }
 
     /// Creates a tag; a name taken case-insensitively is a conflict.
     pub async fn create(&self, _actor: &Actor, input: TagInput) -> Result<Tag> {
         let (name, color) = input.resolve(String::new(), None)?;
         let mut tx = self.ctx.store.begin().await?;
-        let tag = tx
-            .insert_tag(&name, color.as_deref(), self.ctx.clock.now())
-            .await?;
+        let tag = tx.insert_tag(&name, color.as_deref(), self.ctx.clock.now()).await?;
         tx.commit().await?;
         Ok(tag)
     }
@@ -68,10 +48,7 @@ impl TagService {
         let mut tx = self.ctx.store.begin().await?;
         let tag = tx.get_tag(id).await?.ok_or(Error::NotFound("tag"))?;
         let (name, color) = input.resolve(tag.name, tag.color)?;
-        let saved = tx
-            .update_tag(id, &name, color.as_deref())
-            .await?
-            .ok_or(Error::NotFound("tag"))?;
+        let saved = tx.update_tag(id, &name, color.as_deref()).await?.ok_or(Error::NotFound("tag"))?;
         tx.commit().await?;
         Ok(saved)
     }

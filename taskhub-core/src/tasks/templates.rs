@@ -17,16 +17,14 @@ pub struct TemplateService {
 }
 
 fn owned(t: Option<Template>, actor: &Actor) -> Result<Template> {
-    t.filter(|t| actor.is_staff || t.created_by == Some(actor.user_id))
-        .ok_or(Error::NotFound("template"))
+    t.filter(|t| actor.is_staff || t.created_by == Some(actor.user_id)).ok_or(Error::NotFound("template"))
 }
 
 /// Validates defaults exactly as a task's fields (the title may be absent).
 fn check_defaults(raw: serde_json::Value) -> Result<TemplateDefaults> {
-    let d: TemplateDefaults = serde_json::from_value(raw.clone())
-        .map_err(|e| Error::field("defaults", format!("invalid defaults: {e}")))?;
-    let input: TaskInput =
-        serde_json::from_value(raw).map_err(|e| Error::field("defaults", e.to_string()))?;
+    let d: TemplateDefaults =
+        serde_json::from_value(raw.clone()).map_err(|e| Error::field("defaults", format!("invalid defaults: {e}")))?;
+    let input: TaskInput = serde_json::from_value(raw).map_err(|e| Error::field("defaults", e.to_string()))?;
     let mut v = Violations::new();
     TaskFields::default().apply(&input, &mut v);
     if let Err(Error::Validation { fields }) = v.finish() {
@@ -46,10 +44,7 @@ impl TemplateService {
         TemplateService { ctx, tasks }
     }
 
-    fn resolve(
-        input: &TemplateInput,
-        cur: Option<&Template>,
-    ) -> Result<(String, String, TemplateDefaults)> {
+    fn resolve(input: &TemplateInput, cur: Option<&Template>) -> Result<(String, String, TemplateDefaults)> {
         let mut v = Violations::new();
         let mut name = cur.map(|t| t.name.clone()).unwrap_or_default();
         let mut description = cur.map(|t| t.description.clone()).unwrap_or_default();
@@ -94,13 +89,7 @@ impl TemplateService {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
         let owner = (!actor.is_staff).then_some(actor.user_id);
-        let rows = self
-            .ctx
-            .store
-            .read()
-            .await?
-            .list_templates(owner, after, size + 1)
-            .await?;
+        let rows = self.ctx.store.read().await?.list_templates(owner, after, size + 1).await?;
         Page::from_overfetch(rows, size, None, |t| t.id)
     }
 
@@ -108,15 +97,7 @@ impl TemplateService {
     pub async fn create(&self, actor: &Actor, input: TemplateInput) -> Result<Template> {
         let (name, description, defaults) = Self::resolve(&input, None)?;
         let mut tx = self.ctx.store.begin().await?;
-        let t = tx
-            .insert_template(
-                &name,
-                &description,
-                &defaults,
-                actor.user_id,
-                self.ctx.clock.now(),
-            )
-            .await?;
+        let t = tx.insert_template(&name, &description, &defaults, actor.user_id, self.ctx.clock.now()).await?;
         tx.commit().await?;
         Ok(t)
     }
@@ -138,17 +119,13 @@ impl TemplateService {
         let mut tx = self.ctx.store.begin().await?;
         let cur = owned(tx.get_template(id).await?, actor)?;
         if if_match.is_some_and(|v| v != cur.version) {
-            return Err(Error::PreconditionFailed {
-                current: cur.version,
-            });
+            return Err(Error::PreconditionFailed { current: cur.version });
         }
         let (name, description, defaults) = Self::resolve(&input, (!put).then_some(&cur))?;
         let saved = tx
             .update_template(id, &name, &description, &defaults, cur.version)
             .await?
-            .ok_or(Error::PreconditionFailed {
-                current: cur.version + 1,
-            })?;
+            .ok_or(Error::PreconditionFailed { current: cur.version + 1 })?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -158,21 +135,14 @@ impl TemplateService {
         let mut tx = self.ctx.store.begin().await?;
         let cur = owned(tx.get_template(id).await?, actor)?;
         if if_match.is_some_and(|v| v != cur.version) {
-            return Err(Error::PreconditionFailed {
-                current: cur.version,
-            });
+            return Err(Error::PreconditionFailed { current: cur.version });
         }
         tx.delete_template(id).await?;
         tx.commit().await
     }
 
     /// Creates a task from a template; `overrides` win over the defaults.
-    pub async fn instantiate(
-        &self,
-        actor: &Actor,
-        id: i64,
-        mut overrides: TaskInput,
-    ) -> Result<Task> {
+    pub async fn instantiate(&self, actor: &Actor, id: i64, mut overrides: TaskInput) -> Result<Task> {
         self.get(actor, id).await?;
         overrides.template_id = Patch::Value(id);
         self.tasks.create(actor, overrides).await

@@ -83,11 +83,7 @@ pub struct TeamInput {
 
 impl TeamInput {
     /// Validates the input on top of (`name`, `description`); absent fields keep them.
-    pub(crate) fn resolve(
-        &self,
-        mut name: String,
-        mut description: String,
-    ) -> crate::Result<(String, String)> {
+    pub(crate) fn resolve(&self, mut name: String, mut description: String) -> crate::Result<(String, String)> {
         let mut v = Violations::new();
         match &self.name {
             Patch::Absent => {}

@@ -19,11 +19,7 @@ pub struct TeamService {
 }
 
 /// Loads a team and the caller's memberships, hiding it from non-members.
-async fn visible_team(
-    tx: &mut dyn Tx,
-    actor: &Actor,
-    id: i64,
-) -> Result<(TeamRecord, Memberships)> {
+async fn visible_team(tx: &mut dyn Tx, actor: &Actor, id: i64) -> Result<(TeamRecord, Memberships)> {
     let team = tx.get_team(id).await?.ok_or(Error::NotFound("team"))?;
     let m = tx.memberships(actor.user_id).await?;
     if !actor.is_staff && !m.is_member(team.id) {
@@ -36,17 +32,13 @@ fn require_admin(actor: &Actor, team: &TeamRecord) -> Result<()> {
     if actor.is_staff || team.admin_id == actor.user_id {
         Ok(())
     } else {
-        Err(Error::Forbidden(
-            "only the team admin or staff may do this".into(),
-        ))
+        Err(Error::Forbidden("only the team admin or staff may do this".into()))
     }
 }
 
 fn check_version(team: &TeamRecord, if_match: Option<i64>) -> Result<()> {
     match if_match {
-        Some(v) if v != team.version => Err(Error::PreconditionFailed {
-            current: team.version,
-        }),
+        Some(v) if v != team.version => Err(Error::PreconditionFailed { current: team.version }),
         _ => Ok(()),
     }
 }
@@ -61,17 +53,8 @@ impl TeamService {
         let (name, description) = input.resolve(String::new(), String::new())?;
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
-        let team = tx
-            .insert_team(&name, &description, actor.user_id, now)
-            .await?;
-        let ev = EventEnvelope::new(
-            "team.created",
-            "team",
-            team.id,
-            Some(actor.user_id),
-            now,
-            json!({"name": name}),
-        );
+        let team = tx.insert_team(&name, &description, actor.user_id, now).await?;
+        let ev = EventEnvelope::new("team.created", "team", team.id, Some(actor.user_id), now, json!({"name": name}));
         tx.insert_outbox(&ev).await?;
         let m = tx.memberships(actor.user_id).await?;
         tx.commit().await?;
@@ -97,13 +80,7 @@ impl TeamService {
     }
 
     /// Renames or re-describes a team (admin or staff).
-    pub async fn update(
-        &self,
-        actor: &Actor,
-        id: i64,
-        input: TeamInput,
-        if_match: Option<i64>,
-    ) -> Result<Team> {
+    pub async fn update(&self, actor: &Actor, id: i64, input: TeamInput, if_match: Option<i64>) -> Result<Team> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
         let (team, m) = visible_team(&mut *tx, actor, id).await?;
@@ -117,14 +94,7 @@ impl TeamService {
             .update_team(id, &name, &description, team.version, now)
             .await?
             .ok_or(Error::Conflict("the team changed meanwhile; retry".into()))?;
-        let ev = EventEnvelope::new(
-            "team.updated",
-            "team",
-            id,
-            Some(actor.user_id),
-            now,
-            json!({"name": name}),
-        );
+        let ev = EventEnvelope::new("team.updated", "team", id, Some(actor.user_id), now, json!({"name": name}));
         tx.insert_outbox(&ev).await?;
         tx.commit().await?;
         Ok(saved.view_for(actor, &m))
@@ -138,25 +108,13 @@ impl TeamService {
         require_admin(actor, &team)?;
         check_version(&team, if_match)?;
         tx.delete_team(id).await?;
-        let ev = EventEnvelope::new(
-            "team.deleted",
-            "team",
-            id,
-            Some(actor.user_id),
-            now,
-            json!({"name": team.name}),
-        );
+        let ev = EventEnvelope::new("team.deleted", "team", id, Some(actor.user_id), now, json!({"name": team.name}));
         tx.insert_outbox(&ev).await?;
         tx.commit().await
     }
 
     /// Members of a team, by id.
-    pub async fn members(
-        &self,
-        actor: &Actor,
-        id: i64,
-        page: &PageRequest,
-    ) -> Result<Page<UserView>> {
+    pub async fn members(&self, actor: &Actor, id: i64, page: &PageRequest) -> Result<Page<UserView>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
         let mut tx = self.ctx.store.read().await?;
@@ -166,20 +124,12 @@ impl TeamService {
     }
 
     /// Adds users (admin or staff). An unknown or inactive id fails the call and adds nobody.
-    pub async fn add_members(
-        &self,
-        actor: &Actor,
-        id: i64,
-        user_ids: &[i64],
-    ) -> Result<AddMembersResult> {
+    pub async fn add_members(&self, actor: &Actor, id: i64, user_ids: &[i64]) -> Result<AddMembersResult> {
         if user_ids.is_empty() {
             return Err(Error::field("user_ids", "must not be empty"));
         }
         if user_ids.len() > MAX_ADD_MEMBERS {
-            return Err(Error::field(
-                "user_ids",
-                format!("at most {MAX_ADD_MEMBERS} users at once"),
-            ));
+            return Err(Error::field("user_ids", format!("at most {MAX_ADD_MEMBERS} users at once")));
         }
         let mut ids = user_ids.to_vec();
         ids.sort_unstable();
@@ -189,16 +139,9 @@ impl TeamService {
         let (team, _) = visible_team(&mut *tx, actor, id).await?;
         require_admin(actor, &team)?;
         let active = tx.active_user_ids(&ids).await?;
-        let unknown: Vec<String> = ids
-            .iter()
-            .filter(|i| !active.contains(i))
-            .map(i64::to_string)
-            .collect();
+        let unknown: Vec<String> = ids.iter().filter(|i| !active.contains(i)).map(i64::to_string).collect();
         if !unknown.is_empty() {
-            return Err(Error::field(
-                "user_ids",
-                format!("unknown or inactive users: {}", unknown.join(", ")),
-            ));
+            return Err(Error::field("user_ids", format!("unknown or inactive users: {}", unknown.join(", "))));
         }
         let added = tx.add_team_members(id, &ids, now).await?;
         let already_members = ids.iter().copied().filter(|i| !added.contains(i)).collect();
@@ -217,10 +160,7 @@ impl TeamService {
             }
         }
         tx.commit().await?;
-        Ok(AddMembersResult {
-            added,
-            already_members,
-        })
+        Ok(AddMembersResult { added, already_members })
     }
 
     /// Removes a member (admin or staff). The admin cannot be removed.
@@ -258,9 +198,7 @@ impl TeamService {
             return Err(Error::NotFound("team"));
         }
         if team.admin_id == actor.user_id {
-            return Err(Error::Conflict(
-                "the team admin cannot leave the team".into(),
-            ));
+            return Err(Error::Conflict("the team admin cannot leave the team".into()));
         }
         tx.remove_team_member(id, actor.user_id).await?;
         tx.touch_team(id, now).await?;

@@ -3,7 +3,5 @@
 mod model;
 mod service;
 
-pub use model::{
-    NewUser, User, UserInput, UserPatch, UserView, normalize_email, normalize_username,
-};
+pub use model::{NewUser, User, UserInput, UserPatch, UserView, normalize_email, normalize_username};
 pub use service::UserService;

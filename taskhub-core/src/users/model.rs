@@ -142,10 +142,7 @@ pub fn normalize_email(e: &str) -> String {
 pub(crate) fn check_username(v: &mut Violations, u: &str) {
     if let Err(m) = length(u, 3, 150) {
         v.add("username", m);
-    } else if !u
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "@.+_-".contains(c))
-    {
+    } else if !u.chars().all(|c| c.is_ascii_alphanumeric() || "@.+_-".contains(c)) {
         v.add("username", "may contain only letters, digits and @ . + _ -");
     }
 }

@@ -1,8 +1,8 @@
 //! User rules: who may create, see, change and deactivate users.
 
 use super::model::{
-    NewUser, User, UserInput, UserPatch, UserView, check_email, check_name, check_password,
-    check_username, normalize_email, normalize_username,
+    NewUser, User, UserInput, UserPatch, UserView, check_email, check_name, check_password, check_username,
+    normalize_email, normalize_username,
 };
 use crate::auth::PasswordHasher;
 use crate::error::{Error, Result};
@@ -74,15 +74,8 @@ impl UserService {
         let mut tx = self.ctx.store.begin().await?;
         let user = tx.insert_user(&new).await?;
         let data = json!({"user": user.view_for(None), "created_by": actor});
-        tx.insert_outbox(&EventEnvelope::new(
-            "user.registered",
-            "user",
-            user.id,
-            actor.or(Some(user.id)),
-            now,
-            data,
-        ))
-        .await?;
+        tx.insert_outbox(&EventEnvelope::new("user.registered", "user", user.id, actor.or(Some(user.id)), now, data))
+            .await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -100,18 +93,10 @@ impl UserService {
     }
 
     /// A page of users, optionally searched by username, display name or name.
-    pub async fn list(
-        &self,
-        actor: &Actor,
-        search: Option<&str>,
-        page: &PageRequest,
-    ) -> Result<Page<UserView>> {
+    pub async fn list(&self, actor: &Actor, search: Option<&str>, page: &PageRequest) -> Result<Page<UserView>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
-        let search = search
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_lowercase);
+        let search = search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
         if search.as_ref().is_some_and(|s| s.chars().count() > 150) {
             return Err(Error::field("search", "must be at most 150 characters"));
         }
@@ -128,23 +113,12 @@ impl UserService {
         if actor.user_id != id && !actor.is_staff {
             let mut tx = self.ctx.store.read().await?;
             tx.get_user(id).await?.ok_or(Error::NotFound("user"))?;
-            return Err(Error::Forbidden(
-                "you may only change your own profile".into(),
-            ));
+            return Err(Error::Forbidden("you may only change your own profile".into()));
         }
         if !actor.is_staff && (patch.is_active.is_present() || patch.is_staff.is_present()) {
-            return Err(Error::Forbidden(
-                "only staff may change is_active or is_staff".into(),
-            ));
+            return Err(Error::Forbidden("only staff may change is_active or is_staff".into()));
         }
-        let current = self
-            .ctx
-            .store
-            .read()
-            .await?
-            .get_user(id)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
+        let current = self.ctx.store.read().await?.get_user(id).await?.ok_or(Error::NotFound("user"))?;
         let mut user = current.clone();
         let mut v = Violations::new();
         match &patch.email {
@@ -166,10 +140,9 @@ impl UserService {
                 *slot = s.trim().to_owned();
             }
         }
-        for (field, p, slot) in [
-            ("is_active", &patch.is_active, &mut user.is_active),
-            ("is_staff", &patch.is_staff, &mut user.is_staff),
-        ] {
+        for (field, p, slot) in
+            [("is_active", &patch.is_active, &mut user.is_active), ("is_staff", &patch.is_staff, &mut user.is_staff)]
+        {
             match p {
                 Patch::Value(b) => *slot = *b,
                 Patch::Null => v.add(field, "must not be null"),
@@ -211,20 +184,9 @@ impl UserService {
         let saved = tx.update_user(&user, new_hash.as_deref()).await?;
         let fields: Vec<&str> = changed_fields(&current, &saved, new_hash.is_some());
         if !fields.is_empty() {
-            let ty = if current.is_active && !saved.is_active {
-                "user.deactivated"
-            } else {
-                "user.updated"
-            };
-            tx.insert_outbox(&EventEnvelope::new(
-                ty,
-                "user",
-                id,
-                Some(actor.user_id),
-                now,
-                json!({"fields": fields}),
-            ))
-            .await?;
+            let ty = if current.is_active && !saved.is_active { "user.deactivated" } else { "user.updated" };
+            tx.insert_outbox(&EventEnvelope::new(ty, "user", id, Some(actor.user_id), now, json!({"fields": fields})))
+                .await?;
         }
         tx.commit().await?;
         Ok(saved.view_for(Some(actor)))
