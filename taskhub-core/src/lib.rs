@@ -34,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod page;
+pub mod runtime;
 pub mod services;
 pub mod store;
 pub mod tasks;

@@ -1,1 +1,85 @@
-fn main() {}
+//! `taskhub`: parse the command line, load the configuration, start logging, build the
+//! services, and run the chosen role or sub-command.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use taskhub_core::config::{Config, Role};
+use taskhub_core::users::UserInput;
+use taskhub_core::{Services, store};
+use taskhub_http::cli::{Cli, Command, UserCommand};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load(cli.flags.config.as_deref(), &cli.flags)?;
+    taskhub_core::runtime::init_tracing(&cfg);
+    let store = store::connect_with(&cfg.database_url, cfg.database_max_connections)
+        .await
+        .with_context(|| format!("cannot open the database {}", store::redact_url(&cfg.database_url)))?;
+    let services = Services::new(store);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cfg, services).await,
+        Command::Migrate => {
+            tracing::info!(database = %store::redact_url(&cfg.database_url), "migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Create { username, password, email, staff }) => {
+            let email = email.unwrap_or_else(|| format!("{username}@localhost.invalid"));
+            let input = UserInput { username, email, password, display_name: None, is_staff: None };
+            let u = services.users.create_local(input, staff).await.map_err(describe)?;
+            println!("created user {} (id {}, staff: {})", u.username, u.id, u.is_staff);
+            Ok(())
+        }
+        Command::SeedDemo(args) => {
+            let started = std::time::Instant::now();
+            let r = taskhub_http::seed::seed_demo(&services, &args).await?;
+            println!(
+                "seeded {} users, {} teams, {} tasks, {} comments in {:.1?} (password of every demo user: {})",
+                r.users,
+                r.teams,
+                r.tasks,
+                r.comments,
+                started.elapsed(),
+                taskhub_http::seed::DEMO_PASSWORD
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: Config, services: Services) -> Result<()> {
+    if !matches!(cfg.role, Role::All | Role::Http) {
+        anyhow::bail!("role {:?} is not available in this build yet; use --role all or --role http", cfg.role);
+    }
+    let listener =
+        tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
+    tracing::info!(address = %listener.local_addr()?, role = ?cfg.role, "taskhub listening on http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let jobs = (cfg.role == Role::All).then(|| {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(taskhub_jobs::run(services.clone(), std::time::Duration::from_secs(3600), async move {
+            let _ = rx.changed().await;
+        }))
+    });
+    taskhub_http::run(listener, services, async move {
+        taskhub_core::runtime::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await?;
+    if let Some(j) = jobs {
+        let _ = j.await;
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Spells out validation messages for the terminal.
+fn describe(e: taskhub_core::Error) -> anyhow::Error {
+    match e {
+        taskhub_core::Error::Validation { fields } => {
+            let lines: Vec<String> = fields.iter().map(|(f, m)| format!("  {f}: {}", m.join("; "))).collect();
+            anyhow::anyhow!("invalid input:\n{}", lines.join("\n"))
+        }
+        other => other.into(),
+    }
+}

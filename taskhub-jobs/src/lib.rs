@@ -1,1 +1,48 @@
-//! placeholder
+//! # taskhub-jobs
+//!
+//! TaskHub's job runner shell. It runs background work over the core services on the `long`
+//! and `interactive` queues.
+//!
+//! Jobs in this build:
+//! - `idempotency_purge` (queue `long`, hourly): forgets `Idempotency-Key` records older than
+//!   24 hours, the window API.md promises, so the table does not grow without bound.
+//!
+//! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
+
+use std::future::Future;
+use std::time::Duration;
+use taskhub_core::Services;
+
+/// The queue of long-running, non-interactive work.
+pub const QUEUE_LONG: &str = "long";
+/// The queue of work a user is waiting on (notifications).
+pub const QUEUE_INTERACTIVE: &str = "interactive";
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// Forgets idempotency keys older than the window; returns how many went. Idempotent.
+pub async fn purge_idempotency_keys(services: &Services) -> taskhub_core::Result<u64> {
+    let before = services.ctx.clock.now() - IDEMPOTENCY_WINDOW;
+    let mut tx = services.store().begin().await?;
+    let n = tx.purge_idempotency(before).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Runs the periodic jobs every `every` until `shutdown` resolves. A failing run is logged and
+/// retried at the next tick; the process never dies of it.
+pub async fn run(services: Services, every: Duration, shutdown: impl Future<Output = ()> + Send) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = tick.tick() => match purge_idempotency_keys(&services).await {
+                Ok(n) => tracing::info!(job = "idempotency_purge", queue = QUEUE_LONG, purged = n, "job done"),
+                Err(e) => tracing::error!(job = "idempotency_purge", queue = QUEUE_LONG, error = %e, "job failed"),
+            },
+        }
+    }
+}

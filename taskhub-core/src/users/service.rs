@@ -92,6 +92,12 @@ impl UserService {
         self.ctx.store.read().await?.get_user(id).await
     }
 
+    /// A user by username (case-insensitive), with no viewer rules (CLI and login).
+    pub async fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+        let mut tx = self.ctx.store.read().await?;
+        Ok(tx.get_user_credentials(&normalize_username(username)).await?.map(|(u, _)| u))
+    }
+
     /// A page of users, optionally searched by username, display name or name.
     pub async fn list(&self, actor: &Actor, search: Option<&str>, page: &PageRequest) -> Result<Page<UserView>> {
         let size = page.size()?;
