@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod history;
+pub mod idempotency;
 pub mod page;
 pub mod runtime;
 pub mod services;

@@ -45,7 +45,16 @@ pub async fn run(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(services)).with_graceful_shutdown(shutdown).await
+    serve(listener, router(services), shutdown).await
+}
+
+/// Serves any router the same way [`run`] does (embedding apps add their own routes).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Liveness: the process answers.

@@ -6,6 +6,7 @@ use super::policy::{can_edit, ensure_view};
 use super::service::record;
 use crate::error::{Error, Result};
 use crate::history::HistoryAction;
+use crate::idempotency::{self, IdempotencyKey, Idempotent};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
 use crate::store::Tx;
@@ -58,14 +59,29 @@ impl CommentService {
 
     /// Adds a comment to a visible task.
     pub async fn add(&self, actor: &Actor, task_id: i64, body: &str) -> Result<Comment> {
+        self.add_idempotent(actor, task_id, body, None).await?.into_done()
+    }
+
+    /// As [`CommentService::add`], performed at most once per `key`.
+    pub async fn add_idempotent(
+        &self,
+        actor: &Actor,
+        task_id: i64,
+        body: &str,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Idempotent<Comment>> {
         let body = check_comment_body(body)?;
         let now = self.ctx.clock.now();
-        let mut tx = self.ctx.store.begin().await?;
+        let mut tx = match idempotency::begin(&self.ctx, actor, key).await? {
+            Ok(tx) => tx,
+            Err((status, body)) => return Ok(Idempotent::Replayed { status, body }),
+        };
         let (task, _) = visible_task(&mut *tx, actor, task_id).await?;
         let c = tx.insert_comment(task_id, actor.user_id, &body, now).await?;
         record(&mut *tx, actor, &task, HistoryAction::CommentAdded, change(Value::Null, json!(c)), now).await?;
+        idempotency::finish(&mut *tx, actor, key, 201, &c).await?;
         tx.commit().await?;
-        Ok(c)
+        Ok(Idempotent::Done(c))
     }
 
     /// Edits a comment (its author only).

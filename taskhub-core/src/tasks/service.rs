@@ -8,6 +8,7 @@ use super::query::{TaskPosition, TaskQuery};
 use crate::error::{Error, Result};
 use crate::events::EventEnvelope;
 use crate::history::{HistoryAction, HistoryEntry, NewHistory};
+use crate::idempotency::{self, IdempotencyKey, Idempotent};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
 use crate::store::{TaskRow, Tx};
@@ -68,9 +69,22 @@ impl TaskService {
     }
 
     /// Creates a task. `template_id` fills what the body omits from the template's defaults.
-    pub async fn create(&self, actor: &Actor, mut input: TaskInput) -> Result<Task> {
+    pub async fn create(&self, actor: &Actor, input: TaskInput) -> Result<Task> {
+        self.create_idempotent(actor, input, None).await?.into_done()
+    }
+
+    /// As [`TaskService::create`], performed at most once per `key` (see [`crate::idempotency`]).
+    pub async fn create_idempotent(
+        &self,
+        actor: &Actor,
+        mut input: TaskInput,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Idempotent<Task>> {
         let now = self.ctx.clock.now();
-        let mut tx = self.ctx.store.begin().await?;
+        let mut tx = match idempotency::begin(&self.ctx, actor, key).await? {
+            Ok(tx) => tx,
+            Err((status, body)) => return Ok(Idempotent::Replayed { status, body }),
+        };
         match std::mem::take(&mut input.template_id) {
             Patch::Value(tid) => {
                 let t = tx.get_template(tid).await?.filter(|t| actor.is_staff || t.created_by == Some(actor.user_id));
@@ -95,8 +109,9 @@ impl TaskService {
         task.refresh_overdue(now);
         let changes = TaskFields::default().diff(&fields);
         record(&mut *tx, actor, &task, HistoryAction::Created, to_object(changes), now).await?;
+        idempotency::finish(&mut *tx, actor, key, 201, &task).await?;
         tx.commit().await?;
-        Ok(task)
+        Ok(Idempotent::Done(task))
     }
 
     /// A task the caller may see.

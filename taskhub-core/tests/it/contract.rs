@@ -41,6 +41,7 @@ contract!(
     history_outbox::stale_versions_are_rejected,
     history_outbox::concurrent_updates_with_one_version_let_exactly_one_win,
     history_outbox::idempotency_records_replay_and_detect_reuse,
+    history_outbox::idempotent_creates_happen_once_even_when_concurrent,
     paging::pagination_walks_every_row_once_while_rows_are_inserted,
     paging::page_size_and_cursor_are_validated,
     teams_users::teams_follow_admin_and_member_rules,

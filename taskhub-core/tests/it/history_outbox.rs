@@ -220,3 +220,50 @@ pub async fn idempotency_records_replay_and_detect_reuse(fx: Fx) -> Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+pub async fn idempotent_creates_happen_once_even_when_concurrent(fx: Fx) -> Result<()> {
+    use taskhub_core::idempotency::{IdempotencyKey, Idempotent};
+    let a = fx.user("alice").await?;
+    let b = fx.user("bob").await?;
+    let body = json!({"title": "once"});
+    let key = IdempotencyKey::new("key-1", body.to_string().as_bytes())?;
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (svc, key, body) = (fx.svc.clone(), key.clone(), input(body.clone())?);
+        handles.push(tokio::spawn(async move { svc.tasks.create_idempotent(&a, body, Some(&key)).await }));
+    }
+    let (mut done, mut replays) = (Vec::new(), Vec::new());
+    for h in handles {
+        match h.await?? {
+            Idempotent::Done(t) => done.push(t),
+            Idempotent::Replayed { status, body } => replays.push((status, body)),
+        }
+    }
+    assert_eq!((done.len(), replays.len()), (1, 5), "one creation, the others replay it");
+    let first = serde_json::to_value(&done[0])?;
+    assert!(replays.iter().all(|(s, b)| *s == 201 && *b == first), "replays return the first response");
+    assert_eq!(fx.db.count("tasks").await?, 1);
+    // Another body under the same key is refused; another user's same key is independent.
+    let other = IdempotencyKey::new("key-1", b"{\"title\":\"twice\"}")?;
+    let r = fx.svc.tasks.create_idempotent(&a, input(json!({"title": "twice"}))?, Some(&other)).await;
+    assert!(matches!(r, Err(Error::IdempotencyKeyReused)), "{r:?}");
+    assert!(matches!(fx.svc.tasks.create_idempotent(&b, input(body.clone())?, Some(&key)).await?, Idempotent::Done(_)));
+    // A failed command leaves no record: the same key works once the body is fixed.
+    let bad = IdempotencyKey::new("key-2", b"bad")?;
+    assert!(fx.svc.tasks.create_idempotent(&a, input(json!({"title": ""}))?, Some(&bad)).await.is_err());
+    assert!(matches!(
+        fx.svc.tasks.create_idempotent(&a, input(json!({"title": ""}))?, Some(&bad)).await,
+        Err(Error::Validation { .. })
+    ));
+    let t = fx.svc.tasks.create(&a, input(json!({"title": "t"}))?).await?;
+    let ck = IdempotencyKey::new("c-1", b"hi")?;
+    let c1 = fx.svc.comments.add_idempotent(&a, t.id, "hi", Some(&ck)).await?;
+    let c2 = fx.svc.comments.add_idempotent(&a, t.id, "hi", Some(&ck)).await?;
+    assert!(matches!((c1, c2), (Idempotent::Done(_), Idempotent::Replayed { status: 201, .. })));
+    assert_eq!(fx.db.count("comments").await?, 1);
+    // After the 24-hour window the key is new again.
+    fx.clock.advance(chrono::Duration::hours(25));
+    assert!(matches!(fx.svc.tasks.create_idempotent(&a, input(body)?, Some(&key)).await?, Idempotent::Done(_)));
+    assert!(IdempotencyKey::new(&"k".repeat(256), b"").is_err());
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The `taskhub` binary: user creation and the demo seed, on a scratch SQLite database.
+
+use anyhow::Result;
+use std::process::Command;
+use taskhub_core::page::PageRequest;
+use taskhub_core::tasks::TaskQuery;
+use taskhub_core::{Actor, Services, store};
+
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("taskhub-cli-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+
+    fn taskhub(&self, args: &[&str]) -> Result<std::process::Output> {
+        Ok(Command::new(env!("CARGO_BIN_EXE_taskhub"))
+            .current_dir(&self.0)
+            .env_remove("RUST_BACKTRACE")
+            .env("RUST_LOG", "warn")
+            .args(args)
+            .output()?)
+    }
+
+    fn db_url(&self) -> String {
+        format!("sqlite://{}", self.0.join("taskhub.db").display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn user_create_makes_a_staff_user_and_rejects_bad_input() -> Result<()> {
+    let s = Scratch::new()?;
+    let out = s.taskhub(&["user", "create", "--username", "root", "--password", "a long password", "--staff"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("staff: true"));
+    let again = s.taskhub(&["user", "create", "--username", "ROOT", "--password", "a long password"])?;
+    assert!(!again.status.success(), "usernames are unique case-insensitively");
+    let bad = s.taskhub(&["user", "create", "--username", "x", "--password", "short"])?;
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("password") && err.contains("username"), "{err}");
+    let services = Services::new(store::connect(&s.db_url()).await?);
+    let root = services.users.find_by_username("root").await?.map(|u| (u.is_staff, u.is_active));
+    assert_eq!(root, Some((true, true)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn seed_demo_fills_users_teams_tasks_and_comments() -> Result<()> {
+    let s = Scratch::new()?;
+    let out = s.taskhub(&["seed-demo", "--tasks", "120", "--users", "20", "--quiet"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("seeded 20 users, 5 teams, 120 tasks"), "{stdout}");
+    let services = Services::new(store::connect(&s.db_url()).await?);
+    let staff = Actor::staff(1);
+    let page = services.tasks.list(&staff, &TaskQuery::default(), &PageRequest::first(200)).await?;
+    assert_eq!(page.count, Some(120));
+    assert!(page.items.iter().any(|t| !t.tags.is_empty()) && page.items.iter().any(|t| !t.assignees.is_empty()));
+    assert!(page.items.iter().any(|t| t.assigned_team.is_some()));
+    // Running it again reuses the users and adds tasks.
+    let out = s.taskhub(&["seed-demo", "--tasks", "10", "--users", "20", "--quiet"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = services.tasks.list(&staff, &TaskQuery::default(), &PageRequest::first(1)).await?;
+    assert_eq!(page.count, Some(130));
+    Ok(())
+}
