@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 profile=default
 [ "${CI:-}" = "true" ] && profile=ci
-cargo nextest run --workspace --all-features --profile "$profile" "$@"
+# Doc tests first (nextest does not run them), so the run closes on nextest's summary.
 cargo test --workspace --all-features --doc --quiet
+cargo nextest run --workspace --all-features --profile "$profile" "$@"
