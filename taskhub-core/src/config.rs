@@ -1,5 +1,5 @@
 //! The one typed configuration of every TaskHub process: built-in defaults, then an optional
-//! TOML file, then `TASKHUB_*` environment variables (`__` nests), then command-line flags.
+//! TOML file, then `TASKHUB_*` environment variables, then command-line flags.
 //! Validated at start-up.
 
 use crate::error::{Error, Result};
@@ -88,6 +88,25 @@ pub struct Config {
     pub log_json: bool,
 }
 
+/// The keys of [`Config`], as file keys and (upper-cased, `TASKHUB_`-prefixed) variables.
+pub const KEYS: [&str; 15] = [
+    "role",
+    "bind",
+    "database_url",
+    "database_max_connections",
+    "redis_url",
+    "kafka_brokers",
+    "bus",
+    "jobs_backend",
+    "keys_dir",
+    "jwks_url",
+    "jwt_issuer",
+    "jwt_audience",
+    "auth_rate_limit",
+    "log",
+    "log_json",
+];
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -122,8 +141,10 @@ impl Config {
             Some(f) => fig = fig.merge(Toml::file(f)),
             None => fig = fig.merge(Toml::file("taskhub.toml")),
         }
-        let fig =
-            fig.merge(Env::prefixed("TASKHUB_").split("__").ignore(&["config"])).merge(Serialized::defaults(overrides));
+        // Only the configuration's own keys: other TASKHUB_* variables (test settings, the CLI's
+        // password variable) are not configuration and must not trip `deny_unknown_fields`.
+        let env = Env::prefixed("TASKHUB_").filter(|k| KEYS.contains(&k.as_str().to_ascii_lowercase().as_str()));
+        let fig = fig.merge(env).merge(Serialized::defaults(overrides));
         let cfg: Config = fig.extract().map_err(|e| Error::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
@@ -154,5 +175,62 @@ impl Config {
             return Err(Error::Config("jwt_issuer and jwt_audience must not be empty".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[derive(Serialize)]
+    struct Flags {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bind: Option<String>,
+    }
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_env_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "taskhub.toml",
+                "database_url = \"postgres://db/file\"\nlog = \"debug\"\nbind = \"127.0.0.1:9000\"",
+            )?;
+            jail.set_env("TASKHUB_LOG", "warn");
+            jail.set_env("TASKHUB_AUTH_RATE_LIMIT", "5");
+            jail.set_env("TASKHUB_USER_PASSWORD", "not configuration");
+            let cfg = Config::load(None, Flags { bind: Some("127.0.0.1:9100".into()) }).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.database_url, "postgres://db/file", "file over default");
+            assert_eq!(cfg.log, "warn", "env over file");
+            assert_eq!(cfg.auth_rate_limit, 5);
+            assert_eq!(cfg.bind.to_string(), "127.0.0.1:9100", "flag over file");
+            assert_eq!(cfg.jwt_issuer, "taskhub", "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_configuration_is_refused_at_start() {
+        Jail::expect_with(|jail| {
+            for (key, value) in [
+                ("TASKHUB_DATABASE_URL", "mysql://x"),
+                ("TASKHUB_BUS", "kafka"),
+                ("TASKHUB_ROLE", "everything"),
+                ("TASKHUB_BIND", "not-an-address"),
+                ("TASKHUB_DATABASE_MAX_CONNECTIONS", "0"),
+            ] {
+                jail.set_env(key, value);
+                let r = Config::load(None, Flags { bind: None });
+                assert!(matches!(r, Err(Error::Config(_))), "{key}={value} must be refused: {r:?}");
+                jail.clear_env();
+            }
+            jail.create_file("bad.toml", "colour = 1")?;
+            let r = Config::load(Some(std::path::Path::new("bad.toml")), Flags { bind: None });
+            assert!(matches!(r, Err(Error::Config(_))), "unknown file keys are refused");
+            let r = Config::load(Some(std::path::Path::new("missing.toml")), Flags { bind: None });
+            assert!(matches!(r, Err(Error::Config(_))), "a named file must exist");
+            Ok(())
+        });
     }
 }
