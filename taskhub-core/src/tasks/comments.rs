@@ -41,6 +41,7 @@ impl CommentService {
     }
 
     /// Comments of a visible task, oldest first.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = task_id))]
     pub async fn list(&self, actor: &Actor, task_id: i64, page: &PageRequest) -> Result<Page<Comment>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
@@ -51,6 +52,7 @@ impl CommentService {
     }
 
     /// A comment of a visible task.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = task_id, comment.id = id))]
     pub async fn get(&self, actor: &Actor, task_id: i64, id: i64) -> Result<Comment> {
         let mut tx = self.ctx.store.read().await?;
         visible_task(&mut *tx, actor, task_id).await?;
@@ -58,11 +60,13 @@ impl CommentService {
     }
 
     /// Adds a comment to a visible task.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = task_id))]
     pub async fn add(&self, actor: &Actor, task_id: i64, body: &str) -> Result<Comment> {
         self.add_idempotent(actor, task_id, body, None).await?.into_done()
     }
 
     /// As [`CommentService::add`], performed at most once per `key`.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = task_id))]
     pub async fn add_idempotent(
         &self,
         actor: &Actor,
@@ -85,6 +89,7 @@ impl CommentService {
     }
 
     /// Edits a comment (its author only).
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = task_id, comment.id = id))]
     pub async fn edit(
         &self,
         actor: &Actor,
@@ -117,6 +122,7 @@ impl CommentService {
     }
 
     /// Deletes a comment: its author, an editor of the task, or staff.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = task_id, comment.id = id))]
     pub async fn delete(&self, actor: &Actor, task_id: i64, id: i64, if_match: Option<i64>) -> Result<()> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;

@@ -69,11 +69,13 @@ impl TaskService {
     }
 
     /// Creates a task. `template_id` fills what the body omits from the template's defaults.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create(&self, actor: &Actor, input: TaskInput) -> Result<Task> {
         self.create_idempotent(actor, input, None).await?.into_done()
     }
 
     /// As [`TaskService::create`], performed at most once per `key` (see [`crate::idempotency`]).
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create_idempotent(
         &self,
         actor: &Actor,
@@ -115,6 +117,7 @@ impl TaskService {
     }
 
     /// A task the caller may see.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = id))]
     pub async fn get(&self, actor: &Actor, id: i64) -> Result<Task> {
         let mut tx = self.ctx.store.read().await?;
         let mut task = tx.get_task(id).await?.ok_or(Error::NotFound("task"))?;
@@ -125,6 +128,7 @@ impl TaskService {
     }
 
     /// A page of the tasks the caller may see, filtered and ordered as asked.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn list(&self, actor: &Actor, q: &TaskQuery, page: &PageRequest) -> Result<Page<Task>> {
         let now = self.ctx.clock.now();
         let f = q.resolve(actor.user_id, now)?;
@@ -142,6 +146,7 @@ impl TaskService {
     }
 
     /// PUT or PATCH of the writable fields.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = id))]
     pub async fn update(
         &self,
         actor: &Actor,
@@ -172,6 +177,7 @@ impl TaskService {
     }
 
     /// Archives (soft-deletes) a task; archiving an archived task changes nothing.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = id))]
     pub async fn archive(&self, actor: &Actor, id: i64, if_match: Option<i64>) -> Result<Task> {
         self.mutate(actor, id, if_match, |task| {
             Ok(Plan { fields: TaskFields::of(task), is_archived: true, action: HistoryAction::Archived })
@@ -180,6 +186,7 @@ impl TaskService {
     }
 
     /// Restores an archived task.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = id))]
     pub async fn unarchive(&self, actor: &Actor, id: i64, if_match: Option<i64>) -> Result<Task> {
         self.mutate(actor, id, if_match, |task| {
             Ok(Plan { fields: TaskFields::of(task), is_archived: false, action: HistoryAction::Unarchived })
@@ -188,6 +195,7 @@ impl TaskService {
     }
 
     /// Assigns users with a role (default collaborator); an assigned user gets the new role.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = id))]
     pub async fn assign(&self, actor: &Actor, id: i64, input: AssignInput, if_match: Option<i64>) -> Result<Task> {
         let mut v = Violations::new();
         let role = match input.role.as_deref() {
@@ -211,6 +219,7 @@ impl TaskService {
     }
 
     /// Unassigns users; users who were not assigned are ignored.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = id))]
     pub async fn unassign(&self, actor: &Actor, id: i64, input: UnassignInput, if_match: Option<i64>) -> Result<Task> {
         let mut v = Violations::new();
         check_user_list(&mut v, &input.users);
@@ -224,6 +233,7 @@ impl TaskService {
     }
 
     /// History of a task the caller may see, newest first.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, task.id = id))]
     pub async fn history(&self, actor: &Actor, id: i64, page: &PageRequest) -> Result<Page<HistoryEntry>> {
         let size = page.size()?;
         let before: Option<(DateTime<Utc>, i64)> = page.position()?;

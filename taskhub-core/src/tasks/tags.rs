@@ -21,6 +21,7 @@ impl TagService {
     }
 
     /// Tags by id with their task counts.
+    #[tracing::instrument(skip_all, fields(user.id = _actor.user_id))]
     pub async fn list(&self, _actor: &Actor, page: &PageRequest) -> Result<Page<Tag>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
@@ -29,11 +30,13 @@ impl TagService {
     }
 
     /// One tag.
+    #[tracing::instrument(skip_all, fields(user.id = _actor.user_id, tag.id = id))]
     pub async fn get(&self, _actor: &Actor, id: i64) -> Result<Tag> {
         self.ctx.store.read().await?.get_tag(id).await?.ok_or(Error::NotFound("tag"))
     }
 
     /// Creates a tag; a name taken case-insensitively is a conflict.
+    #[tracing::instrument(skip_all, fields(user.id = _actor.user_id))]
     pub async fn create(&self, _actor: &Actor, input: TagInput) -> Result<Tag> {
         let (name, color) = input.resolve(String::new(), None)?;
         let mut tx = self.ctx.store.begin().await?;
@@ -43,6 +46,7 @@ impl TagService {
     }
 
     /// Renames or recolours a tag (staff).
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, tag.id = id))]
     pub async fn update(&self, actor: &Actor, id: i64, input: TagInput) -> Result<Tag> {
         require_staff(actor)?;
         let mut tx = self.ctx.store.begin().await?;
@@ -54,6 +58,7 @@ impl TagService {
     }
 
     /// Deletes a tag and removes it from every task (staff).
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, tag.id = id))]
     pub async fn delete(&self, actor: &Actor, id: i64) -> Result<()> {
         require_staff(actor)?;
         let mut tx = self.ctx.store.begin().await?;

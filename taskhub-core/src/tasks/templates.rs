@@ -85,6 +85,7 @@ impl TemplateService {
     }
 
     /// The caller's templates (staff: all), by id.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn list(&self, actor: &Actor, page: &PageRequest) -> Result<Page<Template>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
@@ -94,6 +95,7 @@ impl TemplateService {
     }
 
     /// Creates a template owned by the caller.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create(&self, actor: &Actor, input: TemplateInput) -> Result<Template> {
         let (name, description, defaults) = Self::resolve(&input, None)?;
         let mut tx = self.ctx.store.begin().await?;
@@ -103,11 +105,13 @@ impl TemplateService {
     }
 
     /// A template of the caller's (staff: any).
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, template.id = id))]
     pub async fn get(&self, actor: &Actor, id: i64) -> Result<Template> {
         owned(self.ctx.store.read().await?.get_template(id).await?, actor)
     }
 
     /// Replaces (`put`) or merges the fields of a template.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, template.id = id))]
     pub async fn update(
         &self,
         actor: &Actor,
@@ -131,6 +135,7 @@ impl TemplateService {
     }
 
     /// Deletes a template.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, template.id = id))]
     pub async fn delete(&self, actor: &Actor, id: i64, if_match: Option<i64>) -> Result<()> {
         let mut tx = self.ctx.store.begin().await?;
         let cur = owned(tx.get_template(id).await?, actor)?;
@@ -142,6 +147,7 @@ impl TemplateService {
     }
 
     /// Creates a task from a template; `overrides` win over the defaults.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, template.id = id))]
     pub async fn instantiate(&self, actor: &Actor, id: i64, mut overrides: TaskInput) -> Result<Task> {
         self.get(actor, id).await?;
         overrides.template_id = Patch::Value(id);

@@ -49,6 +49,7 @@ impl TeamService {
     }
 
     /// Creates a team; the creator becomes its admin and first member.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create(&self, actor: &Actor, input: TeamInput) -> Result<Team> {
         let (name, description) = input.resolve(String::new(), String::new())?;
         let now = self.ctx.clock.now();
@@ -62,6 +63,7 @@ impl TeamService {
     }
 
     /// A team the caller belongs to (staff: any).
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, team.id = id))]
     pub async fn get(&self, actor: &Actor, id: i64) -> Result<Team> {
         let mut tx = self.ctx.store.read().await?;
         let (team, m) = visible_team(&mut *tx, actor, id).await?;
@@ -69,6 +71,7 @@ impl TeamService {
     }
 
     /// Teams the caller created or belongs to (staff: all), by id.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn list(&self, actor: &Actor, page: &PageRequest) -> Result<Page<Team>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
@@ -80,6 +83,7 @@ impl TeamService {
     }
 
     /// Renames or re-describes a team (admin or staff).
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, team.id = id))]
     pub async fn update(&self, actor: &Actor, id: i64, input: TeamInput, if_match: Option<i64>) -> Result<Team> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
@@ -101,6 +105,7 @@ impl TeamService {
     }
 
     /// Deletes a team (admin or staff); its tasks keep existing without a team.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, team.id = id))]
     pub async fn delete(&self, actor: &Actor, id: i64, if_match: Option<i64>) -> Result<()> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
@@ -114,6 +119,7 @@ impl TeamService {
     }
 
     /// Members of a team, by id.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, team.id = id))]
     pub async fn members(&self, actor: &Actor, id: i64, page: &PageRequest) -> Result<Page<UserView>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
@@ -124,6 +130,7 @@ impl TeamService {
     }
 
     /// Adds users (admin or staff). An unknown or inactive id fails the call and adds nobody.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, team.id = id))]
     pub async fn add_members(&self, actor: &Actor, id: i64, user_ids: &[i64]) -> Result<AddMembersResult> {
         if user_ids.is_empty() {
             return Err(Error::field("user_ids", "must not be empty"));
@@ -164,6 +171,7 @@ impl TeamService {
     }
 
     /// Removes a member (admin or staff). The admin cannot be removed.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, team.id = id))]
     pub async fn remove_member(&self, actor: &Actor, id: i64, user_id: i64) -> Result<()> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
@@ -189,6 +197,7 @@ impl TeamService {
     }
 
     /// Leaves a team. The admin cannot leave.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, team.id = id))]
     pub async fn leave(&self, actor: &Actor, id: i64) -> Result<()> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;

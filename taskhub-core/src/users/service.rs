@@ -30,6 +30,7 @@ impl UserService {
     }
 
     /// Self-registration: anyone, never staff.
+    #[tracing::instrument(skip_all)]
     pub async fn register(&self, input: UserInput) -> Result<User> {
         if input.is_staff == Some(true) {
             return Err(Error::field("is_staff", "cannot be set when registering"));
@@ -38,6 +39,7 @@ impl UserService {
     }
 
     /// Creation by a staff member, who may make the new user staff.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create(&self, actor: &Actor, input: UserInput) -> Result<User> {
         if !actor.is_staff {
             return Err(Error::Forbidden("only staff may create users".into()));
@@ -47,6 +49,7 @@ impl UserService {
     }
 
     /// Creation by a trusted local operator (the CLI).
+    #[tracing::instrument(skip_all)]
     pub async fn create_local(&self, input: UserInput, is_staff: bool) -> Result<User> {
         self.insert(input, is_staff, None).await
     }
@@ -81,6 +84,7 @@ impl UserService {
     }
 
     /// A user by id, as `actor` may see them.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, target_user.id = id))]
     pub async fn get(&self, actor: &Actor, id: i64) -> Result<UserView> {
         let mut tx = self.ctx.store.read().await?;
         let user = tx.get_user(id).await?.ok_or(Error::NotFound("user"))?;
@@ -88,17 +92,20 @@ impl UserService {
     }
 
     /// A user by id with no viewer rules (for shells that authenticate, and the CLI).
+    #[tracing::instrument(skip_all, fields(user.id = id))]
     pub async fn get_raw(&self, id: i64) -> Result<Option<User>> {
         self.ctx.store.read().await?.get_user(id).await
     }
 
     /// A user by username (case-insensitive), with no viewer rules (CLI and login).
+    #[tracing::instrument(skip_all)]
     pub async fn find_by_username(&self, username: &str) -> Result<Option<User>> {
         let mut tx = self.ctx.store.read().await?;
         Ok(tx.get_user_credentials(&normalize_username(username)).await?.map(|(u, _)| u))
     }
 
     /// A page of users, optionally searched by username, display name or name.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn list(&self, actor: &Actor, search: Option<&str>, page: &PageRequest) -> Result<Page<UserView>> {
         let size = page.size()?;
         let after: Option<i64> = page.position()?;
@@ -115,6 +122,7 @@ impl UserService {
 
     /// Updates a profile: the user themself or staff. `is_active` and `is_staff` are staff-only;
     /// a user changing their own password proves it with `current_password`.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, target_user.id = id))]
     pub async fn update(&self, actor: &Actor, id: i64, patch: UserPatch) -> Result<UserView> {
         if actor.user_id != id && !actor.is_staff {
             let mut tx = self.ctx.store.read().await?;
@@ -199,6 +207,7 @@ impl UserService {
     }
 
     /// Deactivates a user (staff only). Their data stays; they can no longer log in.
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id, target_user.id = id))]
     pub async fn deactivate(&self, actor: &Actor, id: i64) -> Result<()> {
         if !actor.is_staff {
             return Err(Error::Forbidden("only staff may deactivate users".into()));
