@@ -41,6 +41,12 @@ pub enum Error {
     /// The caller is not (or no longer) authenticated.
     #[error("{0}")]
     Unauthenticated(String),
+    /// Too many attempts; try again after `retry_after` seconds.
+    #[error("too many attempts; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds until the next attempt may succeed.
+        retry_after: u64,
+    },
     /// Configuration is invalid or names a backend that was not compiled in.
     #[error("configuration error: {0}")]
     Config(String),

@@ -1,5 +1,13 @@
-//! Authentication building blocks. Passwords live here; tokens and keys join them later.
+//! Authentication: RSA keys with rotation, RS256 tokens, refresh rotation with reuse detection,
+//! logout, login throttling, and argon2id passwords.
 
+pub mod keys;
 pub mod password;
+mod service;
+pub mod throttle;
+pub mod tokens;
 
+pub use keys::KeyRing;
 pub use password::PasswordHasher;
+pub use service::{AuthService, BAD_CREDENTIALS, Principal, TokenPair};
+pub use tokens::{Claims, TokenSettings, TokenType, Tokens};

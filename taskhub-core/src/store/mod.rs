@@ -90,6 +90,38 @@ pub struct IdempotencyRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// First use: the token is now spent.
+    Fresh {
+        /// Its family.
+        family: String,
+        /// Its user.
+        user_id: i64,
+    },
+    /// The token was spent before: a replay.
+    Reused {
+        /// Its family.
+        family: String,
+        /// Its user.
+        user_id: i64,
+    },
+    /// Never issued here.
+    Unknown,
+}
+
+/// What authenticating a request needs to know about its user and token, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuthState {
+    /// The user may still log in.
+    pub is_active: bool,
+    /// The user is staff now (not when the token was issued).
+    pub is_staff: bool,
+    /// The access token was revoked (logout).
+    pub revoked: bool,
+}
+
 /// A storage engine: opens transactions.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -261,6 +293,54 @@ pub trait Tx: Send {
     async fn insert_outbox(&mut self, e: &EventEnvelope) -> Result<i64>;
     /// Outbox rows after `after`, in order.
     async fn list_outbox(&mut self, after: i64, limit: u32) -> Result<Vec<OutboxRecord>>;
+
+    // ---- tokens
+    /// Starts a refresh-token family (one per login).
+    async fn insert_token_family(
+        &mut self,
+        family: &str,
+        user: i64,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Records an issued refresh token and the access token issued with it.
+    async fn insert_refresh_token(
+        &mut self,
+        jti: &str,
+        access_jti: &str,
+        family: &str,
+        user: i64,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The family of the refresh token issued together with access token `access_jti`.
+    async fn family_of_access(&mut self, access_jti: &str) -> Result<Option<String>>;
+    /// Spends a refresh token, atomically: only one caller ever gets [`RefreshUse::Fresh`].
+    async fn use_refresh_token(&mut self, jti: &str, now: DateTime<Utc>) -> Result<RefreshUse>;
+    /// Whether a family was revoked (`None` if unknown).
+    async fn family_revoked(&mut self, family: &str) -> Result<Option<bool>>;
+    /// Revokes a family: none of its refresh tokens works again.
+    async fn revoke_family(&mut self, family: &str, now: DateTime<Utc>, reason: &str) -> Result<()>;
+    /// Revokes every family of a user (deactivation).
+    async fn revoke_user_families(&mut self, user: i64, now: DateTime<Utc>, reason: &str) -> Result<()>;
+    /// Revokes an access token until it expires.
+    async fn revoke_access_token(&mut self, jti: &str, user: i64, expires_at: DateTime<Utc>) -> Result<()>;
+    /// The user's state and whether `jti` was revoked, in one read.
+    async fn auth_state(&mut self, user: i64, jti: &str) -> Result<Option<AuthState>>;
+    /// Failed logins in a row for a username, and until when it is blocked.
+    async fn login_failures(&mut self, username_key: &str) -> Result<Option<(i32, Option<DateTime<Utc>>)>>;
+    /// Records a failed login.
+    async fn record_login_failure(
+        &mut self,
+        username_key: &str,
+        failures: i32,
+        now: DateTime<Utc>,
+        blocked_until: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+    /// Forgets failed logins (after a success).
+    async fn clear_login_failures(&mut self, username_key: &str) -> Result<()>;
+    /// Deletes expired refresh tokens, families and revocations; returns rows removed.
+    async fn purge_expired_tokens(&mut self, now: DateTime<Utc>) -> Result<u64>;
 
     // ---- idempotency
     /// Claims `(user, key)` for a request; returns the existing record if the key was used.

@@ -41,10 +41,13 @@ macro_rules! impl_tx {
             fn push_task_filters(qb: &mut QueryBuilder<$db>, f: &TaskFilter, vis: &Visibility) {
                 qb.push(" WHERE 1 = 1");
                 if let Visibility::User { id } = vis {
-                    qb.push(" AND (t.created_by = ").push_bind(*id);
-                    qb.push(" OR EXISTS (SELECT 1 FROM task_assignees va WHERE va.task_id = t.id AND va.user_id = ").push_bind(*id);
-                    qb.push(") OR t.assigned_team IN (SELECT vm.team_id FROM team_members vm WHERE vm.user_id = ").push_bind(*id);
-                    qb.push("))");
+                    // The visible set built from three index lookups (creator, assignee, team
+                    // membership) rather than a per-row OR, so counting stays cheap.
+                    qb.push(" AND t.id IN (SELECT vc.id FROM tasks vc WHERE vc.created_by = ").push_bind(*id);
+                    qb.push(" UNION SELECT va.task_id FROM task_assignees va WHERE va.user_id = ").push_bind(*id);
+                    qb.push(" UNION SELECT vt.id FROM tasks vt JOIN team_members vm ON vm.team_id = vt.assigned_team WHERE vm.user_id = ")
+                        .push_bind(*id);
+                    qb.push(")");
                 }
                 match f.archived {
                     ArchivedFilter::Live => { qb.push(" AND t.is_archived = FALSE"); }
@@ -540,6 +543,102 @@ macro_rules! impl_tx {
                 )
                 .bind(after).bind(i64::from(limit)).fetch_all(&mut *self.inner).await?;
                 Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn insert_token_family(&mut self, family: &str, user: i64, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()> {
+                sqlx::query("INSERT INTO token_families (family, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(family).bind(user).bind(now).bind(expires_at).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn insert_refresh_token(&mut self, jti: &str, access_jti: &str, family: &str, user: i64, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()> {
+                sqlx::query("INSERT INTO refresh_tokens (jti, access_jti, family, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(jti).bind(access_jti).bind(family).bind(user).bind(now).bind(expires_at).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn family_of_access(&mut self, access_jti: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT family FROM refresh_tokens WHERE access_jti = $1")
+                    .bind(access_jti).fetch_optional(&mut *self.inner).await?)
+            }
+
+            async fn use_refresh_token(&mut self, jti: &str, now: DateTime<Utc>) -> Result<RefreshUse> {
+                let fresh: Option<(String, i64)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2 WHERE jti = $1 AND used_at IS NULL RETURNING family, user_id",
+                )
+                .bind(jti).bind(now).fetch_optional(&mut *self.inner).await?;
+                if let Some((family, user_id)) = fresh {
+                    return Ok(RefreshUse::Fresh { family, user_id });
+                }
+                let spent: Option<(String, i64)> = sqlx::query_as("SELECT family, user_id FROM refresh_tokens WHERE jti = $1")
+                    .bind(jti).fetch_optional(&mut *self.inner).await?;
+                Ok(match spent {
+                    Some((family, user_id)) => RefreshUse::Reused { family, user_id },
+                    None => RefreshUse::Unknown,
+                })
+            }
+
+            async fn family_revoked(&mut self, family: &str) -> Result<Option<bool>> {
+                let r: Option<Option<DateTime<Utc>>> = sqlx::query_scalar("SELECT revoked_at FROM token_families WHERE family = $1")
+                    .bind(family).fetch_optional(&mut *self.inner).await?;
+                Ok(r.map(|at| at.is_some()))
+            }
+
+            async fn revoke_family(&mut self, family: &str, now: DateTime<Utc>, reason: &str) -> Result<()> {
+                sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE family = $1 AND revoked_at IS NULL")
+                    .bind(family).bind(now).bind(reason).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn revoke_user_families(&mut self, user: i64, now: DateTime<Utc>, reason: &str) -> Result<()> {
+                sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user).bind(now).bind(reason).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn revoke_access_token(&mut self, jti: &str, user: i64, expires_at: DateTime<Utc>) -> Result<()> {
+                sqlx::query("INSERT INTO revoked_access_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+                    .bind(jti).bind(user).bind(expires_at).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn auth_state(&mut self, user: i64, jti: &str) -> Result<Option<AuthState>> {
+                Ok(sqlx::query_as(
+                    "SELECT u.is_active, u.is_staff, EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2) AS revoked \
+                     FROM users u WHERE u.id = $1",
+                )
+                .bind(user).bind(jti).fetch_optional(&mut *self.inner).await?)
+            }
+
+            async fn login_failures(&mut self, username_key: &str) -> Result<Option<(i32, Option<DateTime<Utc>>)>> {
+                Ok(sqlx::query_as("SELECT failures, blocked_until FROM login_failures WHERE username_key = $1")
+                    .bind(username_key).fetch_optional(&mut *self.inner).await?)
+            }
+
+            async fn record_login_failure(&mut self, username_key: &str, failures: i32, now: DateTime<Utc>, blocked_until: Option<DateTime<Utc>>) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO login_failures (username_key, failures, last_failure, blocked_until) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (username_key) DO UPDATE SET failures = $2, last_failure = $3, blocked_until = $4",
+                )
+                .bind(username_key).bind(failures).bind(now).bind(blocked_until).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn clear_login_failures(&mut self, username_key: &str) -> Result<()> {
+                sqlx::query("DELETE FROM login_failures WHERE username_key = $1").bind(username_key).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn purge_expired_tokens(&mut self, now: DateTime<Utc>) -> Result<u64> {
+                let mut n = 0;
+                for sql in [
+                    "DELETE FROM revoked_access_tokens WHERE expires_at < $1",
+                    "DELETE FROM refresh_tokens WHERE expires_at < $1",
+                    "DELETE FROM token_families WHERE expires_at < $1",
+                ] {
+                    n += sqlx::query(sql).bind(now).execute(&mut *self.inner).await?.rows_affected();
+                }
+                Ok(n)
             }
 
             async fn claim_idempotency(&mut self, user: i64, key: &str, request_hash: &str, now: DateTime<Utc>) -> Result<Option<IdempotencyRecord>> {

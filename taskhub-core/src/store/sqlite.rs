@@ -5,7 +5,7 @@
 
 use super::sql::*;
 use super::sql_tx::impl_tx;
-use super::{Backend, IdempotencyRecord, Store, TaskRow, Tx, Visibility};
+use super::{AuthState, Backend, IdempotencyRecord, RefreshUse, Store, TaskRow, Tx, Visibility};
 use crate::error::{Error, Result};
 use crate::events::{EventEnvelope, OutboxRecord};
 use crate::history::{HistoryEntry, NewHistory};

@@ -196,6 +196,9 @@ impl UserService {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
         let saved = tx.update_user(&user, new_hash.as_deref()).await?;
+        if current.is_active && !saved.is_active {
+            tx.revoke_user_families(id, now, "deactivated").await?;
+        }
         let fields: Vec<&str> = changed_fields(&current, &saved, new_hash.is_some());
         if !fields.is_empty() {
             let ty = if current.is_active && !saved.is_active { "user.deactivated" } else { "user.updated" };
@@ -221,6 +224,7 @@ impl UserService {
         if user.is_active {
             user.is_active = false;
             tx.update_user(&user, None).await?;
+            tx.revoke_user_families(id, now, "deactivated").await?;
             tx.insert_outbox(&EventEnvelope::new(
                 "user.deactivated",
                 "user",
