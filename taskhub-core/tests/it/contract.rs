@@ -23,6 +23,11 @@ macro_rules! contract {
 }
 
 contract!(
+    auth::login_issues_tokens_and_refresh_rotates_them,
+    auth::concurrent_refreshes_of_one_token_let_one_win,
+    auth::logout_and_deactivation_take_effect_on_the_next_request,
+    auth::failed_logins_back_off_without_locking_out_for_good,
+    auth::expired_tokens_are_refused,
     tasks_rules::task_defaults_apply_on_create,
     tasks_rules::every_validation_bound_is_enforced_and_changes_nothing,
     tasks_rules::visibility_and_edit_rules_follow_each_role,

@@ -11,6 +11,7 @@
 mod common;
 mod contract;
 
+mod auth;
 mod history_outbox;
 mod paging;
 mod tasks_rules;
