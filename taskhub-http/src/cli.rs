@@ -85,6 +85,18 @@ pub enum Command {
     User(UserCommand),
     /// Fill the database with realistic demo data.
     SeedDemo(SeedArgs),
+    /// Manage the token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `taskhub keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key; the old one keeps verifying until its tokens have expired.
+    Rotate,
+    /// Show every key and its state.
+    List,
 }
 
 /// `taskhub user …`

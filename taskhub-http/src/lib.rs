@@ -1,51 +1,111 @@
 //! # taskhub-http
 //!
 //! The HTTP shell of TaskHub (axum) and the `taskhub` binary. It mounts the services of
-//! `taskhub-core`; every rule lives there, handlers only translate HTTP to service calls.
+//! `taskhub-core`; every rule lives there, handlers only translate HTTP to service calls and
+//! results to the envelope of API.md.
 //!
-//! [`run`] serves a router on a listener until a shutdown signal, draining in-flight requests.
+//! [`run`] serves the API on a listener until a shutdown signal, draining in-flight requests.
 //! Tests and embedding apps call the same `run` as `main`.
 //!
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
 
+pub mod auth;
 pub mod cli;
 pub mod envelope;
+pub mod error;
+pub mod extract;
 pub mod seed;
+pub mod teams;
+pub mod users;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use axum::{Router, middleware};
+use error::ApiError;
+use serde::Deserialize;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use taskhub_core::Services;
+use taskhub_core::auth::AuthService;
+use taskhub_core::auth::throttle::RateLimiter;
+use taskhub_core::page::PageRequest;
 use tokio::net::TcpListener;
 
 /// What every handler receives.
 #[derive(Clone)]
 pub struct AppState {
-    /// The core services.
+    /// The domain services.
     pub services: Services,
+    /// Authentication.
+    pub auth: AuthService,
+    /// The per-client-address limit of the auth routes.
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// State over `services` and `auth`, limiting auth routes to `auth_per_minute` per address.
+    pub fn new(services: Services, auth: AuthService, auth_per_minute: u32) -> Self {
+        AppState { services, auth, limiter: Arc::new(RateLimiter::new(auth_per_minute)) }
+    }
+}
+
+/// `?page_size=&cursor=` of every list.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageParams {
+    /// Rows per page (1–200, default 50).
+    pub page_size: Option<String>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The page request; a non-numeric size is a bad request.
+    pub fn request(&self) -> Result<PageRequest, ApiError> {
+        let page_size = match &self.page_size {
+            None => None,
+            Some(s) => Some(s.parse::<u32>().map_err(|_| {
+                let mut f = taskhub_core::FieldErrors::new();
+                f.insert("page_size".into(), vec!["must be a number between 1 and 200".into()]);
+                ApiError::BadQuery(f)
+            })?),
+        };
+        Ok(PageRequest { page_size, cursor: self.cursor.clone() })
+    }
+}
+
+/// Registers `path` (which ends in `/`) and its form without the trailing slash, so both are
+/// served with no redirect (API.md).
+pub fn both(router: Router<AppState>, path: &str, handler: MethodRouter<AppState>) -> Router<AppState> {
+    let bare = path.trim_end_matches('/');
+    router.route(path, handler.clone()).route(bare, handler)
 }
 
 /// The router of the HTTP role.
-pub fn router(services: Services) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(auth::routes())
+        .merge(users::routes())
+        .merge(teams::routes())
         .fallback(envelope::not_found)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(middleware::from_fn(envelope::request_id))
-        .with_state(AppState { services })
+        .with_state(state)
 }
 
-/// Serves `router(services)` on `listener` until `shutdown` resolves, then drains in-flight
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then drains in-flight
 /// requests before returning.
 pub async fn run(
     listener: TcpListener,
-    services: Services,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve(listener, router(services), shutdown).await
+    serve(listener, router(state), shutdown).await
 }
 
 /// Serves any router the same way [`run`] does (embedding apps add their own routes).
@@ -54,22 +114,28 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Liveness: the process answers.
-async fn healthz() -> impl IntoResponse {
-    envelope::ok(serde_json::json!({"status": "ok"}))
+async fn healthz() -> Response {
+    envelope::ok(&serde_json::json!({"status": "ok"}))
 }
 
 /// Readiness: the database answers; 503 otherwise.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+async fn readyz(State(state): State<AppState>) -> Response {
     match state.services.store().ping().await {
-        Ok(()) => envelope::ok(serde_json::json!({"status": "ready", "database": "ok"})).into_response(),
+        Ok(()) => envelope::ok(&serde_json::json!({"status": "ready", "database": "ok"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed: database");
-            envelope::error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is not reachable")
-                .into_response()
+            envelope::with_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::Value::Null,
+                Some(serde_json::json!({"code": "unavailable", "message": "the database is not reachable"})),
+                None,
+            )
         }
     }
 }

@@ -3,10 +3,13 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use std::sync::Arc;
+use taskhub_core::auth::{AuthService, KeyRing, TokenSettings};
 use taskhub_core::config::{Config, Role};
 use taskhub_core::users::UserInput;
 use taskhub_core::{Services, store};
-use taskhub_http::cli::{Cli, Command, UserCommand};
+use taskhub_http::AppState;
+use taskhub_http::cli::{Cli, Command, KeysCommand, UserCommand};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -30,6 +33,34 @@ async fn main() -> Result<()> {
             println!("created user {} (id {}, staff: {})", u.username, u.id, u.is_staff);
             Ok(())
         }
+        Command::Keys(cmd) => {
+            let keys = KeyRing::open(&cfg.keys_dir, services.ctx.clock.clone())?;
+            if let KeysCommand::Rotate = cmd {
+                let kid = keys.rotate()?;
+                let ev = taskhub_core::events::EventEnvelope::new(
+                    "keys.rotated",
+                    "key",
+                    0,
+                    None,
+                    services.ctx.clock.now(),
+                    serde_json::json!({"kid": kid}),
+                );
+                let mut tx = services.store().begin().await?;
+                tx.insert_outbox(&ev).await?;
+                tx.commit().await?;
+                println!("new signing key {kid}");
+            }
+            for k in keys.list()? {
+                let until = k.retire_at.map(|t| format!(" (verifies until {})", t.to_rfc3339())).unwrap_or_default();
+                println!(
+                    "{}  {:<8}  created {}{until}",
+                    k.kid,
+                    format!("{:?}", k.state).to_lowercase(),
+                    k.created_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
         Command::SeedDemo(args) => {
             let started = std::time::Instant::now();
             let r = taskhub_http::seed::seed_demo(&services, &args).await?;
@@ -51,6 +82,11 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     if !matches!(cfg.role, Role::All | Role::Http) {
         anyhow::bail!("role {:?} is not available in this build yet; use --role all or --role http", cfg.role);
     }
+    let keys =
+        Arc::new(KeyRing::open(&cfg.keys_dir, services.ctx.clock.clone()).context("cannot open the keys directory")?);
+    let settings = TokenSettings { issuer: cfg.jwt_issuer.clone(), audience: cfg.jwt_audience.clone() };
+    let auth = AuthService::new(services.ctx.clone(), keys, settings, services.users.hasher().clone());
+    let state = AppState::new(services.clone(), auth, cfg.auth_rate_limit);
     let listener =
         tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     tracing::info!(address = %listener.local_addr()?, role = ?cfg.role, "taskhub listening on http://{}", listener.local_addr()?);
@@ -61,7 +97,7 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
             let _ = rx.changed().await;
         }))
     });
-    taskhub_http::run(listener, services, async move {
+    taskhub_http::run(listener, state, async move {
         taskhub_core::runtime::shutdown_signal().await;
         let _ = stop_tx.send(true);
     })

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use taskhub_core::Error;
 use taskhub_core::auth::keys::KeyState;
 use taskhub_core::auth::{AuthService, KeyRing, PasswordHasher, TokenSettings, TokenType};
-use taskhub_core::clock::Clock;
 
 pub struct KeysDir(pub std::path::PathBuf);
 

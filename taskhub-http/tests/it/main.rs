@@ -1,4 +1,4 @@
-//! taskhub-http: routes in-process, graceful shutdown over a real socket, and the CLI binary.
+//! taskhub-http: routes in-process, JWKS and shutdown over real sockets, and the CLI binary.
 #![allow(
     clippy::panic,
     clippy::indexing_slicing,
@@ -7,5 +7,10 @@
     reason = "tests fail by panicking"
 )]
 
+mod app;
 mod cli;
+mod identity;
+mod jwks;
 mod routes;
+mod teams_api;
+mod token_matrix;

@@ -20,13 +20,14 @@ async fn call(app: axum::Router, uri: &str, request_id: Option<&str>) -> Result<
     Ok((status, header, serde_json::from_slice(&body)?))
 }
 
-async fn services() -> Result<Services> {
-    Ok(Services::new(store::connect("sqlite::memory:").await?))
+async fn app() -> Result<crate::app::TestApp> {
+    crate::app::TestApp::new().await
 }
 
 #[tokio::test]
 async fn healthz_answers_in_the_envelope_with_the_request_id() -> Result<()> {
-    let app = taskhub_http::router(services().await?);
+    let t = app().await?;
+    let app = t.router.clone();
     let (status, header, body) = call(app.clone(), "/healthz", Some("req-123")).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(header.as_deref(), Some("req-123"));
@@ -42,7 +43,8 @@ async fn healthz_answers_in_the_envelope_with_the_request_id() -> Result<()> {
 
 #[tokio::test]
 async fn unknown_api_routes_answer_a_json_404() -> Result<()> {
-    let (status, _, body) = call(taskhub_http::router(services().await?), "/api/nope/", None).await?;
+    let t = app().await?;
+    let (status, _, body) = call(t.router.clone(), "/api/nope/", None).await?;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["data"], Value::Null);
     assert_eq!(body["error"]["code"], "not_found");
@@ -59,7 +61,10 @@ async fn readyz_is_503_when_the_database_is_gone() -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
     let mut url = url::Url::parse(&admin)?;
     url.set_path(&name);
-    let app = taskhub_http::router(Services::new(store::connect_with(url.as_str(), 2).await?));
+    let t = app().await?;
+    let mut state = t.state.clone();
+    state.services = Services::new(store::connect_with(url.as_str(), 2).await?);
+    let app = taskhub_http::router(state);
     let (status, _, body) = call(app.clone(), "/readyz", None).await?;
     assert_eq!((status, body["data"]["database"].as_str()), (StatusCode::OK, Some("ok")));
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut conn).await?;
@@ -79,7 +84,8 @@ async fn serve_drains_in_flight_requests_on_shutdown() -> Result<()> {
     let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
     let entered = std::sync::Arc::new(std::sync::Mutex::new(Some(entered_tx)));
     // A slow route that says when it started, so shutdown is signalled mid-request.
-    let app = taskhub_http::router(services().await?).route(
+    let t = app().await?;
+    let app = taskhub_http::router(t.state.clone()).route(
         "/slow",
         axum::routing::get(move || {
             let entered = entered.clone();
