@@ -92,3 +92,64 @@ async fn an_independent_verifier_with_only_the_jwks_url_accepts_tokens_across_ro
     server.await??;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_jwks_verifier_caches_and_refetches_unknown_kids_at_most_once_per_window() -> Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use taskhub_core::auth::{JwksVerifier, TokenSettings};
+    let app = TestApp::new().await?;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (count, state) = (fetches.clone(), app.state.clone());
+    let issuer = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            let set = state.auth.tokens().keys().jwks();
+            async move { axum::Json(set) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, issuer).await });
+    let verifier = JwksVerifier::new(format!("http://{addr}/jwks"), TokenSettings::default(), app.clock.clone())?
+        .with_min_refetch(std::time::Duration::from_secs(30));
+    app.register("alice").await?;
+    let (token, _) = app.login("alice").await?;
+    assert_eq!(verifier.verify(&token).await?.username, "alice");
+    verifier.verify(&token).await?;
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "cached");
+    // A flood of forged kids costs at most one refetch per window.
+    let (kid, pem) = app.signing_pem()?;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())?;
+    for i in 0..25 {
+        let mut h = jsonwebtoken::Header::new(Algorithm::RS256);
+        h.kid = Some(format!("forged-{i}"));
+        let claims = jsonwebtoken::decode::<Value>(
+            &token,
+            &DecodingKey::from_rsa_pem(app.state.auth.tokens().keys().public_key()?.1.as_bytes())?,
+            &{
+                let mut v = Validation::new(Algorithm::RS256);
+                v.set_audience(&["taskhub-api"]);
+                v
+            },
+        )?
+        .claims;
+        let forged = jsonwebtoken::encode(&h, &claims, &key)?;
+        assert!(verifier.verify(&forged).await.is_err());
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "no refetch inside the window");
+    // After a rotation, a token with the new kid makes the verifier refetch once the window allows.
+    let new_kid = app.state.auth.tokens().keys().rotate()?;
+    assert_ne!(new_kid, kid);
+    let (rotated, _) = app.login("alice").await?;
+    app.clock.advance(chrono::Duration::seconds(31));
+    verifier.verify(&rotated).await?;
+    verifier.verify(&token).await?;
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // Tampering is caught without the issuer.
+    let mut parts: Vec<String> = rotated.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    assert!(verifier.verify(&parts.join(".")).await.is_err());
+    Ok(())
+}
