@@ -138,3 +138,28 @@ pub struct SeedArgs {
     #[arg(long)]
     pub quiet: bool,
 }
+
+/// `taskhub keys rotate|list`: rotation also announces `keys.rotated` through the outbox.
+pub async fn keys(
+    cfg: &taskhub_core::config::Config,
+    services: &taskhub_core::Services,
+    cmd: &KeysCommand,
+) -> anyhow::Result<()> {
+    let keys = taskhub_core::auth::KeyRing::open(&cfg.keys_dir, services.ctx.clock.clone())?;
+    if let KeysCommand::Rotate = cmd {
+        let kid = keys.rotate()?;
+        let now = services.ctx.clock.now();
+        let data = serde_json::json!({"kid": kid});
+        let ev = taskhub_core::events::EventEnvelope::new("keys.rotated", "key", 0, None, now, data);
+        let mut tx = services.store().begin().await?;
+        tx.insert_outbox(&ev).await?;
+        tx.commit().await?;
+        println!("new signing key {kid}");
+    }
+    for k in keys.list()? {
+        let until = k.retire_at.map(|t| format!(" (verifies until {})", t.to_rfc3339())).unwrap_or_default();
+        let state = format!("{:?}", k.state).to_lowercase();
+        println!("{}  {state:<8}  created {}{until}", k.kid, k.created_at.to_rfc3339());
+    }
+    Ok(())
+}

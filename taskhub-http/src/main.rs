@@ -9,7 +9,7 @@ use taskhub_core::config::{Config, Role};
 use taskhub_core::users::UserInput;
 use taskhub_core::{Services, store};
 use taskhub_http::AppState;
-use taskhub_http::cli::{Cli, Command, KeysCommand, UserCommand};
+use taskhub_http::cli::{Cli, Command, UserCommand};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -33,34 +33,7 @@ async fn main() -> Result<()> {
             println!("created user {} (id {}, staff: {})", u.username, u.id, u.is_staff);
             Ok(())
         }
-        Command::Keys(cmd) => {
-            let keys = KeyRing::open(&cfg.keys_dir, services.ctx.clock.clone())?;
-            if let KeysCommand::Rotate = cmd {
-                let kid = keys.rotate()?;
-                let ev = taskhub_core::events::EventEnvelope::new(
-                    "keys.rotated",
-                    "key",
-                    0,
-                    None,
-                    services.ctx.clock.now(),
-                    serde_json::json!({"kid": kid}),
-                );
-                let mut tx = services.store().begin().await?;
-                tx.insert_outbox(&ev).await?;
-                tx.commit().await?;
-                println!("new signing key {kid}");
-            }
-            for k in keys.list()? {
-                let until = k.retire_at.map(|t| format!(" (verifies until {})", t.to_rfc3339())).unwrap_or_default();
-                println!(
-                    "{}  {:<8}  created {}{until}",
-                    k.kid,
-                    format!("{:?}", k.state).to_lowercase(),
-                    k.created_at.to_rfc3339()
-                );
-            }
-            Ok(())
-        }
+        Command::Keys(cmd) => taskhub_http::cli::keys(&cfg, &services, &cmd).await,
         Command::SeedDemo(args) => {
             let started = std::time::Instant::now();
             let r = taskhub_http::seed::seed_demo(&services, &args).await?;

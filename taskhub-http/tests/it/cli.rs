@@ -72,3 +72,23 @@ async fn seed_demo_fills_users_teams_tasks_and_comments() -> Result<()> {
     assert_eq!(page.count, Some(130));
     Ok(())
 }
+
+#[tokio::test]
+async fn keys_rotate_and_list_show_the_key_states() -> Result<()> {
+    let s = Scratch::new()?;
+    let out = s.taskhub(&["keys", "list"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(listed.lines().filter(|l| l.contains("active")).count(), 1, "{listed}");
+    let out = s.taskhub(&["keys", "rotate"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("new signing key"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("  retiring  ")).count(), 1, "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("  active  ")).count(), 1, "{text}");
+    let pems = std::fs::read_dir(s.0.join("keys"))?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pem")))
+        .count();
+    assert_eq!(pems, 2);
+    Ok(())
+}
