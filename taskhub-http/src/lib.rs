@@ -10,11 +10,13 @@
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod seed;
+pub mod tasks;
 pub mod teams;
 pub mod users;
 
@@ -91,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(users::routes())
         .merge(teams::routes())
+        .merge(tasks::routes())
+        .merge(catalog::routes())
         .fallback(envelope::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))

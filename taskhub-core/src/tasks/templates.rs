@@ -5,6 +5,7 @@ use super::input::{TaskFields, TaskInput};
 use super::model::Task;
 use super::service::TaskService;
 use crate::error::{Error, Result};
+use crate::idempotency::{IdempotencyKey, Idempotent};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
 use crate::validation::{Patch, Violations, length};
@@ -148,9 +149,20 @@ impl TemplateService {
 
     /// Creates a task from a template; `overrides` win over the defaults.
     #[tracing::instrument(skip_all, fields(user.id = actor.user_id, template.id = id))]
-    pub async fn instantiate(&self, actor: &Actor, id: i64, mut overrides: TaskInput) -> Result<Task> {
+    pub async fn instantiate(&self, actor: &Actor, id: i64, overrides: TaskInput) -> Result<Task> {
+        self.instantiate_idempotent(actor, id, overrides, None).await?.into_done()
+    }
+
+    /// As [`TemplateService::instantiate`], performed at most once per `key`.
+    pub async fn instantiate_idempotent(
+        &self,
+        actor: &Actor,
+        id: i64,
+        mut overrides: TaskInput,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Idempotent<Task>> {
         self.get(actor, id).await?;
         overrides.template_id = Patch::Value(id);
-        self.tasks.create(actor, overrides).await
+        self.tasks.create_idempotent(actor, overrides, key).await
     }
 }

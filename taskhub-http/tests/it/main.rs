@@ -12,5 +12,6 @@ mod cli;
 mod identity;
 mod jwks;
 mod routes;
+mod tasks_api;
 mod teams_api;
 mod token_matrix;

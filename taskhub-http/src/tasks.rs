@@ -1,0 +1,213 @@
+//! `/api/tasks/`: tasks, their actions, history and comments. Rules live in core.
+
+use crate::auth::Auth;
+use crate::envelope;
+use crate::error::{ApiError, ApiResult, query_error};
+use crate::extract::{ApiJson, ApiQuery, Id, Ids, IfMatch, JsonBytes, parse_json};
+use crate::{AppState, PageParams, both};
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, patch, post};
+use serde::Deserialize;
+use taskhub_core::idempotency::{IdempotencyKey, Idempotent};
+use taskhub_core::tasks::{AssignInput, TaskInput, TaskQuery, UnassignInput, WriteMode};
+
+/// The task routes.
+pub fn routes() -> Router<AppState> {
+    let r = both(Router::new(), "/api/tasks/", get(list).post(create));
+    let r = both(r, "/api/tasks/{id}/", get(detail).put(put).patch(patch_task).delete(archive_delete));
+    let r = both(r, "/api/tasks/{id}/archive/", post(archive));
+    let r = both(r, "/api/tasks/{id}/unarchive/", post(unarchive));
+    let r = both(r, "/api/tasks/{id}/assign/", post(assign));
+    let r = both(r, "/api/tasks/{id}/unassign/", post(unassign));
+    let r = both(r, "/api/tasks/{id}/history/", get(history));
+    let r = both(r, "/api/tasks/{id}/comments/", get(comments).post(add_comment));
+    both(r, "/api/tasks/{id}/comments/{cid}/", patch(edit_comment).delete(delete_comment))
+}
+
+/// Every query parameter of the task list; an unknown one is a bad request, not ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    page_size: Option<String>,
+    cursor: Option<String>,
+    status: Option<String>,
+    priority: Option<String>,
+    tag: Option<String>,
+    assignee: Option<String>,
+    team: Option<String>,
+    created_by: Option<String>,
+    archived: Option<String>,
+    overdue: Option<String>,
+    due_before: Option<String>,
+    due_after: Option<String>,
+    search: Option<String>,
+    ordering: Option<String>,
+}
+
+async fn list(State(s): State<AppState>, auth: Auth, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult {
+    let page = PageParams { page_size: p.page_size, cursor: p.cursor }.request()?;
+    let q = TaskQuery {
+        status: p.status,
+        priority: p.priority,
+        tag: p.tag,
+        assignee: p.assignee,
+        team: p.team,
+        created_by: p.created_by,
+        archived: p.archived,
+        overdue: p.overdue,
+        due_before: p.due_before,
+        due_after: p.due_after,
+        search: p.search,
+        ordering: p.ordering,
+    };
+    Ok(envelope::page(&s.services.tasks.list(&auth.actor(), &q, &page).await.map_err(query_error)?))
+}
+
+/// The `Idempotency-Key` of a POST, fingerprinted with its path and body.
+pub fn idempotency_key(headers: &HeaderMap, path: &str, body: &[u8]) -> ApiResult<Option<IdempotencyKey>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be printable ASCII".into()))?;
+    let mut fingerprint = path.as_bytes().to_vec();
+    fingerprint.push(0);
+    fingerprint.extend_from_slice(body);
+    Ok(Some(IdempotencyKey::new(key, &fingerprint)?))
+}
+
+/// A fresh result as 201 with its location, or the replay of the first response.
+fn created_or_replayed<T: serde::Serialize>(r: Idempotent<T>, location: impl Fn(&T) -> (String, i64)) -> Response {
+    match r {
+        Idempotent::Done(t) => {
+            let (loc, version) = location(&t);
+            envelope::created(&t, &loc, Some(version))
+        }
+        Idempotent::Replayed { status, body } => {
+            let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+            let version = body.get("version").and_then(serde_json::Value::as_i64);
+            let res = envelope::with_status(status, body, None, None);
+            match version {
+                Some(v) => envelope::tag(res, v),
+                None => res,
+            }
+        }
+    }
+}
+
+async fn create(State(s): State<AppState>, auth: Auth, headers: HeaderMap, JsonBytes(body): JsonBytes) -> ApiResult {
+    let key = idempotency_key(&headers, "/api/tasks/", &body)?;
+    let input: TaskInput = parse_json(&body)?;
+    let r = s.services.tasks.create_idempotent(&auth.actor(), input, key.as_ref()).await?;
+    Ok(created_or_replayed(r, |t| (format!("/api/tasks/{}/", t.id), t.version)))
+}
+
+async fn detail(State(s): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult {
+    let t = s.services.tasks.get(&auth.actor(), id).await?;
+    Ok(envelope::ok_tagged(&t, t.version))
+}
+
+async fn write(s: &AppState, auth: &Auth, id: i64, m: IfMatch, input: TaskInput, mode: WriteMode) -> ApiResult {
+    let t = s.services.tasks.update(&auth.actor(), id, input, mode, m.0).await?;
+    Ok(envelope::ok_tagged(&t, t.version))
+}
+
+async fn put(
+    State(s): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    m: IfMatch,
+    ApiJson(input): ApiJson<TaskInput>,
+) -> ApiResult {
+    write(&s, &auth, id, m, input, WriteMode::Put).await
+}
+
+async fn patch_task(
+    State(s): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    m: IfMatch,
+    ApiJson(input): ApiJson<TaskInput>,
+) -> ApiResult {
+    write(&s, &auth, id, m, input, WriteMode::Patch).await
+}
+
+/// DELETE archives (soft delete): 204, and again 204 when already archived.
+async fn archive_delete(State(s): State<AppState>, auth: Auth, Id(id): Id, m: IfMatch) -> ApiResult {
+    s.services.tasks.archive(&auth.actor(), id, m.0).await?;
+    Ok(envelope::no_content())
+}
+
+async fn archive(State(s): State<AppState>, auth: Auth, Id(id): Id, m: IfMatch) -> ApiResult {
+    let t = s.services.tasks.archive(&auth.actor(), id, m.0).await?;
+    Ok(envelope::ok_tagged(&t, t.version))
+}
+
+async fn unarchive(State(s): State<AppState>, auth: Auth, Id(id): Id, m: IfMatch) -> ApiResult {
+    let t = s.services.tasks.unarchive(&auth.actor(), id, m.0).await?;
+    Ok(envelope::ok_tagged(&t, t.version))
+}
+
+async fn assign(
+    State(s): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    m: IfMatch,
+    ApiJson(b): ApiJson<AssignInput>,
+) -> ApiResult {
+    let t = s.services.tasks.assign(&auth.actor(), id, b, m.0).await?;
+    Ok(envelope::ok_tagged(&t, t.version))
+}
+
+async fn unassign(
+    State(s): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    m: IfMatch,
+    ApiJson(b): ApiJson<UnassignInput>,
+) -> ApiResult {
+    let t = s.services.tasks.unassign(&auth.actor(), id, b, m.0).await?;
+    Ok(envelope::ok_tagged(&t, t.version))
+}
+
+async fn history(State(s): State<AppState>, auth: Auth, Id(id): Id, ApiQuery(q): ApiQuery<PageParams>) -> ApiResult {
+    Ok(envelope::page(&s.services.tasks.history(&auth.actor(), id, &q.request()?).await.map_err(query_error)?))
+}
+
+async fn comments(State(s): State<AppState>, auth: Auth, Id(id): Id, ApiQuery(q): ApiQuery<PageParams>) -> ApiResult {
+    Ok(envelope::page(&s.services.comments.list(&auth.actor(), id, &q.request()?).await.map_err(query_error)?))
+}
+
+#[derive(Deserialize)]
+struct CommentBody {
+    body: String,
+}
+
+async fn add_comment(
+    State(s): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBytes(raw): JsonBytes,
+) -> ApiResult {
+    let key = idempotency_key(&headers, &format!("/api/tasks/{id}/comments/"), &raw)?;
+    let b: CommentBody = parse_json(&raw)?;
+    let r = s.services.comments.add_idempotent(&auth.actor(), id, &b.body, key.as_ref()).await?;
+    Ok(created_or_replayed(r, |c| (format!("/api/tasks/{}/comments/{}/", c.task, c.id), c.version)))
+}
+
+async fn edit_comment(
+    State(s): State<AppState>,
+    auth: Auth,
+    Ids(id, cid): Ids,
+    m: IfMatch,
+    ApiJson(b): ApiJson<CommentBody>,
+) -> ApiResult {
+    let c = s.services.comments.edit(&auth.actor(), id, cid, &b.body, m.0).await?;
+    Ok(envelope::ok_tagged(&c, c.version))
+}
+
+async fn delete_comment(State(s): State<AppState>, auth: Auth, Ids(id, cid): Ids, m: IfMatch) -> ApiResult {
+    s.services.comments.delete(&auth.actor(), id, cid, m.0).await?;
+    Ok(envelope::no_content())
+}
