@@ -15,6 +15,7 @@ pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod seed;
 pub mod tasks;
 pub mod teams;
@@ -45,12 +46,14 @@ pub struct AppState {
     pub auth: AuthService,
     /// The per-client-address limit of the auth routes.
     pub limiter: Arc<RateLimiter>,
+    /// Request metrics.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
     /// State over `services` and `auth`, limiting auth routes to `auth_per_minute` per address.
     pub fn new(services: Services, auth: AuthService, auth_per_minute: u32) -> Self {
-        AppState { services, auth, limiter: Arc::new(RateLimiter::new(auth_per_minute)) }
+        AppState { services, auth, limiter: Arc::new(RateLimiter::new(auth_per_minute)), metrics: Arc::default() }
     }
 }
 
@@ -89,12 +92,14 @@ pub fn both(router: Router<AppState>, path: &str, handler: MethodRouter<AppState
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::endpoint))
         .route("/readyz", get(readyz))
         .merge(auth::routes())
         .merge(users::routes())
         .merge(teams::routes())
         .merge(tasks::routes())
         .merge(catalog::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(envelope::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))

@@ -134,6 +134,8 @@ pub trait Store: Send + Sync {
     async fn read(&self) -> Result<Box<dyn Tx>>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Connections in the pool: (open, idle).
+    fn pool_stats(&self) -> (u32, usize);
 }
 
 /// One transaction. Dropped without [`Tx::commit`], it rolls back.

@@ -65,6 +65,10 @@ impl Store for PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
 }
 
 impl_tx!(PgTx, Postgres, "t.title COLLATE \"C\"", " FOR UPDATE");

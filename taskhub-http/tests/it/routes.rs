@@ -113,3 +113,29 @@ async fn serve_drains_in_flight_requests_on_shutdown() -> Result<()> {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
     Ok(())
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern_and_status() -> Result<()> {
+    let t = app().await?;
+    let (_, a) = t.user("alice").await?;
+    let id = t.post("/api/tasks/", Some(&a), serde_json::json!({"title": "x"})).await?.body["data"]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    t.get(&format!("/api/tasks/{id}/"), &a).await?;
+    t.get(&format!("/api/tasks/{id}/"), &a).await?;
+    t.get("/api/tasks/999999/", &a).await?;
+    let res = t.router.clone().oneshot(Request::get("/metrics").body(Body::empty())?).await?;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = String::from_utf8(res.into_body().collect().await?.to_bytes().to_vec())?;
+    assert!(
+        text.contains(r#"taskhub_http_requests_total{method="GET",route="/api/tasks/{id}/",status="200"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"taskhub_http_requests_total{method="GET",route="/api/tasks/{id}/",status="404"} 1"#));
+    assert!(text.contains(r#"taskhub_http_request_duration_seconds_count{method="GET",route="/api/tasks/{id}/"} 3"#));
+    assert!(text.contains(
+        r#"taskhub_http_request_duration_seconds_bucket{method="GET",route="/api/tasks/{id}/",le="+Inf"} 3"#
+    ));
+    assert!(text.contains("taskhub_db_pool_connections{state=\"open\"}"));
+    Ok(())
+}
