@@ -7,6 +7,7 @@ use serde_json::Value;
 /// What a history row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HistoryAction {
     /// The task was created.
     Created,
@@ -58,6 +59,7 @@ impl HistoryAction {
 
 /// One row of a task's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryEntry {
     /// Id (ties in `created_at` are broken by it).
     pub id: i64,
@@ -69,6 +71,7 @@ pub struct HistoryEntry {
     /// Who did it (`None` for the system, e.g. the overdue scan).
     pub actor: Option<i64>,
     /// `{field: {from, to}}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub changes: Value,
     /// When.
     pub created_at: DateTime<Utc>,

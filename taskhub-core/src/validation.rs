@@ -78,6 +78,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     }
 }
 
+impl<T: serde::Serialize> serde::Serialize for Patch<T> {
+    /// An absent or null field serializes as `null` (schemas and echoes; requests never need it).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Patch::Value(v) => v.serialize(s),
+            Patch::Absent | Patch::Null => s.serialize_none(),
+        }
+    }
+}
+
 /// Counts characters (Unicode scalar values), which is what the API's length bounds mean.
 pub fn char_len(s: &str) -> usize {
     s.chars().count()

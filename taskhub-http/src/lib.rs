@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod seed;
 pub mod tasks;
 pub mod teams;
@@ -24,7 +25,7 @@ pub mod users;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::get;
 use axum::{Router, middleware};
 use error::ApiError;
 use serde::Deserialize;
@@ -58,7 +59,8 @@ impl AppState {
 }
 
 /// `?page_size=&cursor=` of every list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Rows per page (1–200, default 50).
     pub page_size: Option<String>,
@@ -81,30 +83,72 @@ impl PageParams {
     }
 }
 
-/// Registers `path` (which ends in `/`) and its form without the trailing slash, so both are
-/// served with no redirect (API.md).
-pub fn both(router: Router<AppState>, path: &str, handler: MethodRouter<AppState>) -> Router<AppState> {
-    let bare = path.trim_end_matches('/');
-    router.route(path, handler.clone()).route(bare, handler)
+/// Serves the form of an `/api/` path without its trailing slash as the form with it (API.md:
+/// both are served, no redirect, the body untouched). Paths API.md writes without a trailing
+/// slash (`/api/openapi.json`, `/api/docs`, `/api/v1/…`) are left alone.
+async fn add_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    let bare = path.starts_with("/api/")
+        && !path.ends_with('/')
+        && !path.starts_with("/api/v1/")
+        && path != "/api/openapi.json"
+        && path != "/api/docs";
+    if bare {
+        let mut pq = format!("{path}/");
+        if let Some(q) = req.uri().query() {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(v) = pq.parse() {
+            parts.path_and_query = Some(v);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
 }
 
 /// The router of the HTTP role.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let (api, doc) = openapi_router().split_for_parts();
+    let spec = openapi::Spec(Arc::new(serde_json::to_value(&doc).unwrap_or_default()));
+    let docs = Router::new()
+        .route("/api/openapi.json", get(openapi::json))
+        .route("/api/docs", get(openapi::docs))
+        .with_state(spec);
+    let inner = api
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::endpoint))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::endpoint))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .fallback(envelope::not_found)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .with_state(state)
+        .merge(docs);
+    // The slash rewrite must run before routing, so it wraps the whole inner router.
+    Router::new()
+        .fallback_service(inner)
+        .layer(middleware::map_request(add_trailing_slash))
+        .layer(middleware::from_fn(envelope::request_id))
+}
+
+/// Every API route with its OpenAPI entry.
+pub fn openapi_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(auth::routes())
         .merge(users::routes())
         .merge(teams::routes())
         .merge(tasks::routes())
         .merge(catalog::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
-        .fallback(envelope::not_found)
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(middleware::from_fn(envelope::request_id))
-        .with_state(state)
+}
+
+/// The OpenAPI document of the API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi_router().split_for_parts().1
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains in-flight

@@ -4,32 +4,37 @@ use crate::auth::Auth;
 use crate::envelope;
 use crate::error::{ApiError, ApiResult, query_error};
 use crate::extract::{ApiJson, ApiQuery, Id, Ids, IfMatch, JsonBytes, parse_json};
-use crate::{AppState, PageParams, both};
-use axum::Router;
+use crate::openapi::{Envelope, Errors};
+use crate::{AppState, PageParams};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{get, patch, post};
 use serde::Deserialize;
+use taskhub_core::history::HistoryEntry;
 use taskhub_core::idempotency::{IdempotencyKey, Idempotent};
-use taskhub_core::tasks::{AssignInput, TaskInput, TaskQuery, UnassignInput, WriteMode};
+use taskhub_core::tasks::{AssignInput, Comment, Task, TaskInput, TaskQuery, UnassignInput, WriteMode};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The task routes.
-pub fn routes() -> Router<AppState> {
-    let r = both(Router::new(), "/api/tasks/", get(list).post(create));
-    let r = both(r, "/api/tasks/{id}/", get(detail).put(put).patch(patch_task).delete(archive_delete));
-    let r = both(r, "/api/tasks/{id}/archive/", post(archive));
-    let r = both(r, "/api/tasks/{id}/unarchive/", post(unarchive));
-    let r = both(r, "/api/tasks/{id}/assign/", post(assign));
-    let r = both(r, "/api/tasks/{id}/unassign/", post(unassign));
-    let r = both(r, "/api/tasks/{id}/history/", get(history));
-    let r = both(r, "/api/tasks/{id}/comments/", get(comments).post(add_comment));
-    both(r, "/api/tasks/{id}/comments/{cid}/", patch(edit_comment).delete(delete_comment))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(detail, put, patch_task, archive_delete))
+        .routes(routes!(archive))
+        .routes(routes!(unarchive))
+        .routes(routes!(assign))
+        .routes(routes!(unassign))
+        .routes(routes!(history))
+        .routes(routes!(comments, add_comment))
+        .routes(routes!(edit_comment, delete_comment))
 }
 
 /// Every query parameter of the task list; an unknown one is a bad request, not ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     page_size: Option<String>,
     cursor: Option<String>,
@@ -47,6 +52,7 @@ struct ListParams {
     ordering: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/tasks/", tag = "tasks", summary = "Tasks the caller may see, filtered, ordered and paginated", params(ListParams), responses((status = 200, body = Envelope<Vec<Task>>), Errors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, auth: Auth, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult {
     let page = PageParams { page_size: p.page_size, cursor: p.cursor }.request()?;
     let q = TaskQuery {
@@ -95,6 +101,7 @@ fn created_or_replayed<T: serde::Serialize>(r: Idempotent<T>, location: impl Fn(
     }
 }
 
+#[utoipa::path(post, path = "/api/tasks/", tag = "tasks", summary = "Create a task", params(("Idempotency-Key" = Option<String>, Header)), request_body = TaskInput, responses((status = 201, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn create(State(s): State<AppState>, auth: Auth, headers: HeaderMap, JsonBytes(body): JsonBytes) -> ApiResult {
     let key = idempotency_key(&headers, "/api/tasks/", &body)?;
     let input: TaskInput = parse_json(&body)?;
@@ -102,6 +109,7 @@ async fn create(State(s): State<AppState>, auth: Auth, headers: HeaderMap, JsonB
     Ok(created_or_replayed(r, |t| (format!("/api/tasks/{}/", t.id), t.version)))
 }
 
+#[utoipa::path(get, path = "/api/tasks/{id}/", tag = "tasks", summary = "A task", params(("id" = i64, Path)), responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn detail(State(s): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult {
     let t = s.services.tasks.get(&auth.actor(), id).await?;
     Ok(envelope::ok_tagged(&t, t.version))
@@ -112,6 +120,7 @@ async fn write(s: &AppState, auth: &Auth, id: i64, m: IfMatch, input: TaskInput,
     Ok(envelope::ok_tagged(&t, t.version))
 }
 
+#[utoipa::path(put, path = "/api/tasks/{id}/", tag = "tasks", summary = "Replace the writable fields (omitted ones take their defaults)", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TaskInput, responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn put(
     State(s): State<AppState>,
     auth: Auth,
@@ -122,6 +131,7 @@ async fn put(
     write(&s, &auth, id, m, input, WriteMode::Put).await
 }
 
+#[utoipa::path(patch, path = "/api/tasks/{id}/", tag = "tasks", summary = "Change some fields (metadata is replaced)", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TaskInput, responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn patch_task(
     State(s): State<AppState>,
     auth: Auth,
@@ -132,22 +142,26 @@ async fn patch_task(
     write(&s, &auth, id, m, input, WriteMode::Patch).await
 }
 
+#[utoipa::path(delete, path = "/api/tasks/{id}/", tag = "tasks", summary = "Archive (soft delete); idempotent", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), responses((status = 204), Errors), security(("bearer" = [])))]
 /// DELETE archives (soft delete): 204, and again 204 when already archived.
 async fn archive_delete(State(s): State<AppState>, auth: Auth, Id(id): Id, m: IfMatch) -> ApiResult {
     s.services.tasks.archive(&auth.actor(), id, m.0).await?;
     Ok(envelope::no_content())
 }
 
+#[utoipa::path(post, path = "/api/tasks/{id}/archive/", tag = "tasks", summary = "Archive", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn archive(State(s): State<AppState>, auth: Auth, Id(id): Id, m: IfMatch) -> ApiResult {
     let t = s.services.tasks.archive(&auth.actor(), id, m.0).await?;
     Ok(envelope::ok_tagged(&t, t.version))
 }
 
+#[utoipa::path(post, path = "/api/tasks/{id}/unarchive/", tag = "tasks", summary = "Restore", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn unarchive(State(s): State<AppState>, auth: Auth, Id(id): Id, m: IfMatch) -> ApiResult {
     let t = s.services.tasks.unarchive(&auth.actor(), id, m.0).await?;
     Ok(envelope::ok_tagged(&t, t.version))
 }
 
+#[utoipa::path(post, path = "/api/tasks/{id}/assign/", tag = "tasks", summary = "Assign users", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = AssignInput, responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn assign(
     State(s): State<AppState>,
     auth: Auth,
@@ -159,6 +173,7 @@ async fn assign(
     Ok(envelope::ok_tagged(&t, t.version))
 }
 
+#[utoipa::path(post, path = "/api/tasks/{id}/unassign/", tag = "tasks", summary = "Unassign users", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = UnassignInput, responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn unassign(
     State(s): State<AppState>,
     auth: Auth,
@@ -170,19 +185,22 @@ async fn unassign(
     Ok(envelope::ok_tagged(&t, t.version))
 }
 
+#[utoipa::path(get, path = "/api/tasks/{id}/history/", tag = "tasks", summary = "History, newest first", params(("id" = i64, Path), PageParams), responses((status = 200, body = Envelope<Vec<HistoryEntry>>), Errors), security(("bearer" = [])))]
 async fn history(State(s): State<AppState>, auth: Auth, Id(id): Id, ApiQuery(q): ApiQuery<PageParams>) -> ApiResult {
     Ok(envelope::page(&s.services.tasks.history(&auth.actor(), id, &q.request()?).await.map_err(query_error)?))
 }
 
+#[utoipa::path(get, path = "/api/tasks/{id}/comments/", tag = "comments", summary = "Comments, oldest first", params(("id" = i64, Path), PageParams), responses((status = 200, body = Envelope<Vec<Comment>>), Errors), security(("bearer" = [])))]
 async fn comments(State(s): State<AppState>, auth: Auth, Id(id): Id, ApiQuery(q): ApiQuery<PageParams>) -> ApiResult {
     Ok(envelope::page(&s.services.comments.list(&auth.actor(), id, &q.request()?).await.map_err(query_error)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CommentBody {
     body: String,
 }
 
+#[utoipa::path(post, path = "/api/tasks/{id}/comments/", tag = "comments", summary = "Comment (any viewer)", params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = CommentBody, responses((status = 201, body = Envelope<Comment>), Errors), security(("bearer" = [])))]
 async fn add_comment(
     State(s): State<AppState>,
     auth: Auth,
@@ -196,6 +214,7 @@ async fn add_comment(
     Ok(created_or_replayed(r, |c| (format!("/api/tasks/{}/comments/{}/", c.task, c.id), c.version)))
 }
 
+#[utoipa::path(patch, path = "/api/tasks/{id}/comments/{cid}/", tag = "comments", summary = "Edit a comment (author)", params(("id" = i64, Path), ("cid" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = CommentBody, responses((status = 200, body = Envelope<Comment>), Errors), security(("bearer" = [])))]
 async fn edit_comment(
     State(s): State<AppState>,
     auth: Auth,
@@ -207,6 +226,7 @@ async fn edit_comment(
     Ok(envelope::ok_tagged(&c, c.version))
 }
 
+#[utoipa::path(delete, path = "/api/tasks/{id}/comments/{cid}/", tag = "comments", summary = "Delete a comment (author, task editor or staff)", params(("id" = i64, Path), ("cid" = i64, Path), ("If-Match" = Option<String>, Header)), responses((status = 204), Errors), security(("bearer" = [])))]
 async fn delete_comment(State(s): State<AppState>, auth: Auth, Ids(id, cid): Ids, m: IfMatch) -> ApiResult {
     s.services.comments.delete(&auth.actor(), id, cid, m.0).await?;
     Ok(envelope::no_content())

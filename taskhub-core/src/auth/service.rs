@@ -19,12 +19,14 @@ pub const BAD_CREDENTIALS: &str = "invalid username or password";
 
 /// A new token pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
     /// The access token.
     pub access: String,
     /// The refresh token.
     pub refresh: String,
     /// Always `Bearer`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub token_type: &'static str,
     /// Seconds the access token lives.
     pub expires_in: i64,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A comment on a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Comment {
     /// Id.
     pub id: i64,
@@ -43,6 +44,7 @@ pub fn check_comment_body(body: &str) -> crate::Result<String> {
 
 /// A tag with the number of (non-archived) tasks using it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tag {
     /// Id.
     pub id: i64,
@@ -57,10 +59,13 @@ pub struct Tag {
 /// Tag create/update input.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TagInput {
     /// Name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub name: Patch<String>,
     /// Colour `#rrggbb` or null.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub color: Patch<String>,
 }
 
@@ -105,6 +110,7 @@ impl TagInput {
 /// Default values a template gives a new task.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateDefaults {
     /// Title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +123,7 @@ pub struct TemplateDefaults {
     pub priority: Option<Priority>,
     /// Estimate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub estimated_hours: Option<Hours>,
     /// Tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +154,7 @@ impl TemplateDefaults {
 
 /// A task template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Template {
     /// Id.
     pub id: i64,
@@ -167,11 +175,15 @@ pub struct Template {
 /// Template create/update input.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateInput {
     /// Name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub name: Patch<String>,
     /// Description.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub description: Patch<String>,
     /// Defaults, as JSON (validated like a task).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub defaults: Patch<serde_json::Value>,
 }

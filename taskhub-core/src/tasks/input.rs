@@ -18,6 +18,7 @@ pub const MAX_ASSIGNEES: usize = 100;
 
 /// An assignee in a create/update body: `{user_id, role?}` (role defaults to collaborator).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssigneeInput {
     /// The user.
     pub user_id: i64,
@@ -30,34 +31,49 @@ pub struct AssigneeInput {
 /// PATCH and take the default on create and PUT.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskInput {
     /// Title.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub title: Patch<String>,
     /// Description.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub description: Patch<String>,
     /// Status name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub status: Patch<String>,
     /// Priority name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub priority: Patch<String>,
     /// RFC 3339 timestamp.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub due_date: Patch<String>,
     /// Hours (≤ 2 decimals).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub estimated_hours: Patch<f64>,
     /// Hours (≤ 2 decimals).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub actual_hours: Patch<f64>,
     /// Team id.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub assigned_team: Patch<i64>,
     /// Parent task id.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub parent_task: Patch<i64>,
     /// JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Patch<Value>,
     /// Tag names.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub tags: Patch<Vec<String>>,
     /// Assignees with roles.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<AssigneeInput>>))]
     pub assignees: Patch<Vec<AssigneeInput>>,
     /// Assignee ids (role collaborator); an alternative to `assignees`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<i64>>))]
     pub assigned_to: Patch<Vec<i64>>,
     /// Template whose defaults fill what the body omits (create only).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub template_id: Patch<i64>,
 }
 

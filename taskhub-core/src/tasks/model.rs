@@ -7,6 +7,7 @@ use std::fmt;
 /// Where a task stands. Overdue is not a status: see [`Task::is_overdue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TaskStatus {
     /// Not started.
     Todo,
@@ -50,6 +51,7 @@ impl fmt::Display for TaskStatus {
 /// Priority, ordered by rank: low < medium < high < urgent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Priority {
     /// Rank 1.
     Low = 1,
@@ -162,6 +164,7 @@ impl fmt::Display for Hours {
 /// How an assignee relates to a task: owners may edit it, collaborators may not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AssigneeRole {
     /// May edit, assign and archive the task.
     Owner,
@@ -190,6 +193,7 @@ impl AssigneeRole {
 
 /// One assignment of a user to a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assignee {
     /// The assigned user.
     pub user_id: i64,
@@ -203,6 +207,7 @@ pub struct Assignee {
 
 /// A task as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     /// Id.
     pub id: i64,
@@ -217,8 +222,10 @@ pub struct Task {
     /// Due date (a full timestamp).
     pub due_date: Option<DateTime<Utc>>,
     /// Estimated hours.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub estimated_hours: Option<Hours>,
     /// Hours spent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub actual_hours: Option<Hours>,
     /// Creator.
     pub created_by: Option<i64>,
@@ -231,6 +238,7 @@ pub struct Task {
     /// Parent task.
     pub parent_task: Option<i64>,
     /// Free JSON object (≤ 16 KiB).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// Soft-deleted.
     pub is_archived: bool,

@@ -35,6 +35,7 @@ pub enum WriteMode {
 
 /// Body of `assign`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssignInput {
     /// Users to assign.
     pub users: Vec<i64>,
@@ -45,6 +46,7 @@ pub struct AssignInput {
 
 /// Body of `unassign`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnassignInput {
     /// Users to unassign.
     pub users: Vec<i64>,

@@ -30,6 +30,7 @@ pub struct TeamRecord {
 
 /// A team as one caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Team {
     /// Id.
     pub id: i64,
@@ -74,10 +75,13 @@ impl TeamRecord {
 /// Create/update input of a team.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamInput {
     /// Name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub name: Patch<String>,
     /// Description.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub description: Patch<String>,
 }
 
@@ -132,6 +136,7 @@ impl Memberships {
 
 /// Result of adding members.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddMembersResult {
     /// Newly added.
     pub added: Vec<i64>,

@@ -30,6 +30,7 @@ pub struct User {
 
 /// A user as one caller may see it: the e-mail only for the user themself and staff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     /// Id.
     pub id: i64,
@@ -71,6 +72,7 @@ impl User {
 
 /// Registration or staff-create input.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInput {
     /// 3–150 of `[A-Za-z0-9@.+_-]`.
     pub username: String,
@@ -89,22 +91,31 @@ pub struct UserInput {
 /// Profile update (PATCH semantics).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPatch {
     /// New e-mail.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub email: Patch<String>,
     /// New given name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub first_name: Patch<String>,
     /// New family name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub last_name: Patch<String>,
     /// New display name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub display_name: Patch<String>,
     /// New password; needs `current_password` unless staff changes another user.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub password: Patch<String>,
     /// The current password, proving the change is the user's own.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub current_password: Patch<String>,
     /// Staff only.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>))]
     pub is_active: Patch<bool>,
     /// Staff only.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>))]
     pub is_staff: Patch<bool>,
 }
 

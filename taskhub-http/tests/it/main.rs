@@ -11,6 +11,7 @@ mod app;
 mod cli;
 mod identity;
 mod jwks;
+mod openapi;
 mod routes;
 mod tasks_api;
 mod teams_api;
