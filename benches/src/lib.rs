@@ -24,6 +24,10 @@ pub enum Engine {
 
 /// A filled data set.
 pub struct Dataset {
+    /// Its database URL.
+    pub url: String,
+    /// Its size in tasks.
+    pub tasks: u32,
     /// Services over it.
     pub services: Services,
     /// The users (the first is the one benchmarks act as).
@@ -86,6 +90,10 @@ impl Dataset {
         }
         let staff = Actor::staff(users.first().map_or(1, |u| u.user_id));
         let have = services.tasks.list(&staff, &TaskQuery::default(), &PageRequest::first(1)).await?.count.unwrap_or(0);
+        if have > i64::from(tasks) {
+            // Earlier runs' create benchmarks grew the set: trim it back to its size.
+            trim(&url, tasks).await?;
+        }
         let missing = u32::try_from(i64::from(tasks) - have).unwrap_or(0);
         if missing > 0 {
             eprintln!("filling {engine:?} data set to {tasks} tasks ({missing} to create)...");
@@ -94,8 +102,27 @@ impl Dataset {
         let me = *users.first().context("no users")?;
         let page = services.tasks.list(&me, &TaskQuery::default(), &PageRequest::first(200)).await?;
         let visible = page.items.iter().map(|t| t.id).collect();
-        Ok(Dataset { services, users, visible })
+        Ok(Dataset { url, tasks, services, users, visible })
     }
+}
+
+/// Deletes every task after the first `keep` (cascading to their rows), so a data set keeps
+/// its size however many tasks the create benchmark added.
+pub async fn trim(url: &str, keep: u32) -> Result<()> {
+    use sqlx::Connection;
+    let sql = format!(
+        "DELETE FROM tasks WHERE id > (SELECT id FROM tasks ORDER BY id LIMIT 1 OFFSET {})",
+        keep.saturating_sub(1)
+    );
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut c).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+    }
+    Ok(())
 }
 
 /// A realistic task body: a quarter assigned to someone else, tags, a due date.
