@@ -48,8 +48,11 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     let actor = slot.0.lock().ok().and_then(|g| *g);
+    let route = res.extensions().get::<crate::metrics::RoutePattern>().map_or("unmatched", |r| r.0.as_str()).to_owned();
     span.in_scope(|| {
         tracing::info!(
+            action = %method,
+            route = %route,
             status = res.status().as_u16(),
             duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             user.id = actor,

@@ -90,10 +90,16 @@ pub async fn track(State(state): State<crate::AppState>, req: Request, next: Nex
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
     let started = Instant::now();
-    let res = next.run(req).await;
+    let mut res = next.run(req).await;
     state.metrics.observe(&method, &route, res.status().as_u16(), started.elapsed().as_secs_f64());
+    // The request log (outside routing) names the route pattern: action and entity.
+    res.extensions_mut().insert(RoutePattern(route));
     res
 }
+
+/// The route pattern that served a response, e.g. `/api/tasks/{id}/`.
+#[derive(Debug, Clone)]
+pub struct RoutePattern(pub String);
 
 /// `GET /metrics`.
 pub async fn endpoint(State(state): State<crate::AppState>) -> Response {

@@ -13,6 +13,7 @@ mod contract;
 
 mod auth;
 mod history_outbox;
+mod model;
 mod paging;
 mod tasks_rules;
 mod teams_users;
