@@ -3,13 +3,11 @@
 use crate::auth::Auth;
 use crate::envelope;
 use crate::error::{ApiResult, query_error};
-use crate::extract::{ApiJson, ApiQuery, Id, IfMatch, JsonBytes, parse_json};
+use crate::extract::{ApiJson, ApiQuery, Id, IfMatch, JsonBytes, idempotency_key, parse_json};
 use crate::openapi::{Envelope, Errors};
-use crate::tasks::idempotency_key;
 use crate::{AppState, PageParams};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use taskhub_core::idempotency::Idempotent;
 use taskhub_core::tasks::{Tag, TagInput, Task, TaskInput, Template, TemplateInput};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,10 +33,12 @@ async fn tag(State(s): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult {
     Ok(envelope::ok(&s.services.tags.get(&auth.actor(), id).await?))
 }
 
-#[utoipa::path(post, path = "/api/tags/", tag = "tags", summary = "Create a tag (names unique case-insensitively)", request_body = TagInput, responses((status = 201, body = Envelope<Tag>), Errors), security(("bearer" = [])))]
-async fn create_tag(State(s): State<AppState>, auth: Auth, ApiJson(input): ApiJson<TagInput>) -> ApiResult {
-    let t = s.services.tags.create(&auth.actor(), input).await?;
-    Ok(envelope::created(&t, &format!("/api/tags/{}/", t.id), None))
+#[utoipa::path(post, path = "/api/tags/", tag = "tags", summary = "Create a tag (names unique case-insensitively)", params(("Idempotency-Key" = Option<String>, Header)), request_body = TagInput, responses((status = 201, body = Envelope<Tag>), Errors), security(("bearer" = [])))]
+async fn create_tag(State(s): State<AppState>, auth: Auth, headers: HeaderMap, JsonBytes(raw): JsonBytes) -> ApiResult {
+    let key = idempotency_key(&headers, "/api/tags/", &raw)?;
+    let input: TagInput = parse_json(&raw)?;
+    let r = s.services.tags.create_idempotent(&auth.actor(), input, key.as_ref()).await?;
+    Ok(envelope::created_or_replayed(r, |t| (format!("/api/tags/{}/", t.id), None)))
 }
 
 #[utoipa::path(patch, path = "/api/tags/{id}/", tag = "tags", summary = "Rename or recolour a tag (staff)", params(("id" = i64, Path)), request_body = TagInput, responses((status = 200, body = Envelope<Tag>), Errors), security(("bearer" = [])))]
@@ -63,10 +63,17 @@ async fn template(State(s): State<AppState>, auth: Auth, Id(id): Id) -> ApiResul
     Ok(envelope::ok_tagged(&t, t.version))
 }
 
-#[utoipa::path(post, path = "/api/task-templates/", tag = "templates", summary = "Create a template; defaults are validated like a task", request_body = TemplateInput, responses((status = 201, body = Envelope<Template>), Errors), security(("bearer" = [])))]
-async fn create_template(State(s): State<AppState>, auth: Auth, ApiJson(input): ApiJson<TemplateInput>) -> ApiResult {
-    let t = s.services.templates.create(&auth.actor(), input).await?;
-    Ok(envelope::created(&t, &format!("/api/task-templates/{}/", t.id), Some(t.version)))
+#[utoipa::path(post, path = "/api/task-templates/", tag = "templates", summary = "Create a template; defaults are validated like a task", params(("Idempotency-Key" = Option<String>, Header)), request_body = TemplateInput, responses((status = 201, body = Envelope<Template>), Errors), security(("bearer" = [])))]
+async fn create_template(
+    State(s): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    JsonBytes(raw): JsonBytes,
+) -> ApiResult {
+    let key = idempotency_key(&headers, "/api/task-templates/", &raw)?;
+    let input: TemplateInput = parse_json(&raw)?;
+    let r = s.services.templates.create_idempotent(&auth.actor(), input, key.as_ref()).await?;
+    Ok(envelope::created_or_replayed(r, |t| (format!("/api/task-templates/{}/", t.id), Some(t.version))))
 }
 
 #[utoipa::path(put, path = "/api/task-templates/{id}/", tag = "templates", summary = "Replace a template", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TemplateInput, responses((status = 200, body = Envelope<Template>), Errors), security(("bearer" = [])))]
@@ -115,18 +122,7 @@ async fn instantiate(
 ) -> ApiResult {
     let key = idempotency_key(&headers, &format!("/api/task-templates/{id}/instantiate/"), &raw)?;
     let b: InstantiateBody = parse_json(&raw)?;
-    let r = s
-        .services
-        .templates
-        .instantiate_idempotent(&auth.actor(), id, b.overrides.unwrap_or_default(), key.as_ref())
-        .await?;
-    Ok(match r {
-        Idempotent::Done(t) => envelope::created(&t, &format!("/api/tasks/{}/", t.id), Some(t.version)),
-        Idempotent::Replayed { status, body } => envelope::with_status(
-            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK),
-            body,
-            None,
-            None,
-        ),
-    })
+    let overrides = b.overrides.unwrap_or_default();
+    let r = s.services.templates.instantiate_idempotent(&auth.actor(), id, overrides, key.as_ref()).await?;
+    Ok(envelope::created_or_replayed(r, |t| (format!("/api/tasks/{}/", t.id), Some(t.version))))
 }

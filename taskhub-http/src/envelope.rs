@@ -137,3 +137,25 @@ pub async fn not_found() -> Response {
         None,
     )
 }
+
+/// A fresh result as 201 with its location, or the replay of the first response.
+pub fn created_or_replayed<T: Serialize>(
+    r: taskhub_core::idempotency::Idempotent<T>,
+    location: impl Fn(&T) -> (String, Option<i64>),
+) -> Response {
+    match r {
+        taskhub_core::idempotency::Idempotent::Done(t) => {
+            let (loc, version) = location(&t);
+            created(&t, &loc, version)
+        }
+        taskhub_core::idempotency::Idempotent::Replayed { status, body } => {
+            let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+            let version = body.get("version").and_then(serde_json::Value::as_i64);
+            let res = with_status(status, body, None, None);
+            match version {
+                Some(v) => tag(res, v),
+                None => res,
+            }
+        }
+    }
+}

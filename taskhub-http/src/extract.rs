@@ -61,7 +61,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() || path == "." {
+            let missing = inner.to_string().starts_with("missing field");
+            if inner.is_syntax() || inner.is_eof() || (path == "." && !missing) {
                 return Err(ApiError::BadRequest(format!("invalid JSON: {inner}")));
             }
             let mut msg = inner.to_string();
@@ -177,4 +178,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
         Ok(ClientAddr(ip))
     }
+}
+
+/// The `Idempotency-Key` of a POST, fingerprinted with its path and body.
+pub fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+    path: &str,
+    body: &[u8],
+) -> Result<Option<taskhub_core::idempotency::IdempotencyKey>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be printable ASCII".into()))?;
+    let mut fingerprint = path.as_bytes().to_vec();
+    fingerprint.push(0);
+    fingerprint.extend_from_slice(body);
+    Ok(Some(taskhub_core::idempotency::IdempotencyKey::new(key, &fingerprint)?))
 }

@@ -1,17 +1,15 @@
 //! `/api/tasks/`: tasks, their actions, history and comments. Rules live in core.
 
 use crate::auth::Auth;
-use crate::envelope;
-use crate::error::{ApiError, ApiResult, query_error};
-use crate::extract::{ApiJson, ApiQuery, Id, Ids, IfMatch, JsonBytes, parse_json};
+use crate::envelope::{self, created_or_replayed};
+use crate::error::{ApiResult, query_error};
+use crate::extract::{ApiJson, ApiQuery, Id, Ids, IfMatch, JsonBytes, idempotency_key, parse_json};
 use crate::openapi::{Envelope, Errors};
 use crate::{AppState, PageParams};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
 use serde::Deserialize;
 use taskhub_core::history::HistoryEntry;
-use taskhub_core::idempotency::{IdempotencyKey, Idempotent};
 use taskhub_core::tasks::{AssignInput, Comment, Task, TaskInput, TaskQuery, UnassignInput, WriteMode};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -72,41 +70,12 @@ async fn list(State(s): State<AppState>, auth: Auth, ApiQuery(p): ApiQuery<ListP
     Ok(envelope::page(&s.services.tasks.list(&auth.actor(), &q, &page).await.map_err(query_error)?))
 }
 
-/// The `Idempotency-Key` of a POST, fingerprinted with its path and body.
-pub fn idempotency_key(headers: &HeaderMap, path: &str, body: &[u8]) -> ApiResult<Option<IdempotencyKey>> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be printable ASCII".into()))?;
-    let mut fingerprint = path.as_bytes().to_vec();
-    fingerprint.push(0);
-    fingerprint.extend_from_slice(body);
-    Ok(Some(IdempotencyKey::new(key, &fingerprint)?))
-}
-
-/// A fresh result as 201 with its location, or the replay of the first response.
-fn created_or_replayed<T: serde::Serialize>(r: Idempotent<T>, location: impl Fn(&T) -> (String, i64)) -> Response {
-    match r {
-        Idempotent::Done(t) => {
-            let (loc, version) = location(&t);
-            envelope::created(&t, &loc, Some(version))
-        }
-        Idempotent::Replayed { status, body } => {
-            let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
-            let version = body.get("version").and_then(serde_json::Value::as_i64);
-            let res = envelope::with_status(status, body, None, None);
-            match version {
-                Some(v) => envelope::tag(res, v),
-                None => res,
-            }
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/api/tasks/", tag = "tasks", summary = "Create a task", params(("Idempotency-Key" = Option<String>, Header)), request_body = TaskInput, responses((status = 201, body = Envelope<Task>), Errors), security(("bearer" = [])))]
 async fn create(State(s): State<AppState>, auth: Auth, headers: HeaderMap, JsonBytes(body): JsonBytes) -> ApiResult {
     let key = idempotency_key(&headers, "/api/tasks/", &body)?;
     let input: TaskInput = parse_json(&body)?;
     let r = s.services.tasks.create_idempotent(&auth.actor(), input, key.as_ref()).await?;
-    Ok(created_or_replayed(r, |t| (format!("/api/tasks/{}/", t.id), t.version)))
+    Ok(created_or_replayed(r, |t| (format!("/api/tasks/{}/", t.id), Some(t.version))))
 }
 
 #[utoipa::path(get, path = "/api/tasks/{id}/", tag = "tasks", summary = "A task", params(("id" = i64, Path)), responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
@@ -211,7 +180,7 @@ async fn add_comment(
     let key = idempotency_key(&headers, &format!("/api/tasks/{id}/comments/"), &raw)?;
     let b: CommentBody = parse_json(&raw)?;
     let r = s.services.comments.add_idempotent(&auth.actor(), id, &b.body, key.as_ref()).await?;
-    Ok(created_or_replayed(r, |c| (format!("/api/tasks/{}/comments/{}/", c.task, c.id), c.version)))
+    Ok(created_or_replayed(r, |c| (format!("/api/tasks/{}/comments/{}/", c.task, c.id), Some(c.version))))
 }
 
 #[utoipa::path(patch, path = "/api/tasks/{id}/comments/{cid}/", tag = "comments", summary = "Edit a comment (author)", params(("id" = i64, Path), ("cid" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = CommentBody, responses((status = 200, body = Envelope<Comment>), Errors), security(("bearer" = [])))]

@@ -3,10 +3,11 @@
 use crate::auth::Auth;
 use crate::envelope;
 use crate::error::{ApiResult, query_error};
-use crate::extract::{ApiJson, ApiQuery, Id, IfMatch};
+use crate::extract::{ApiJson, ApiQuery, Id, IfMatch, JsonBytes, idempotency_key, parse_json};
 use crate::openapi::{Envelope, Errors};
 use crate::{AppState, PageParams};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 use taskhub_core::teams::{AddMembersResult, Team, TeamInput};
@@ -32,11 +33,13 @@ async fn list(State(s): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<PageP
     Ok(envelope::page(&s.services.teams.list(&auth.actor(), &q.request()?).await.map_err(query_error)?))
 }
 
-#[utoipa::path(post, path = "/api/teams/", tag = "teams", summary = "Create a team; the creator is its admin", request_body = TeamInput,
+#[utoipa::path(post, path = "/api/teams/", tag = "teams", summary = "Create a team; the creator is its admin", params(("Idempotency-Key" = Option<String>, Header)), request_body = TeamInput,
     responses((status = 201, body = Envelope<Team>), Errors), security(("bearer" = [])))]
-async fn create(State(s): State<AppState>, auth: Auth, ApiJson(input): ApiJson<TeamInput>) -> ApiResult {
-    let t = s.services.teams.create(&auth.actor(), input).await?;
-    Ok(envelope::created(&t, &format!("/api/teams/{}/", t.id), Some(t.version)))
+async fn create(State(s): State<AppState>, auth: Auth, headers: HeaderMap, JsonBytes(raw): JsonBytes) -> ApiResult {
+    let key = idempotency_key(&headers, "/api/teams/", &raw)?;
+    let input: TeamInput = parse_json(&raw)?;
+    let r = s.services.teams.create_idempotent(&auth.actor(), input, key.as_ref()).await?;
+    Ok(envelope::created_or_replayed(r, |t| (format!("/api/teams/{}/", t.id), Some(t.version))))
 }
 
 #[utoipa::path(get, path = "/api/teams/{id}/", tag = "teams", summary = "A team (members and staff)", params(("id" = i64, Path)),

@@ -3,11 +3,13 @@
 use crate::auth::Auth;
 use crate::envelope;
 use crate::error::{ApiResult, query_error};
-use crate::extract::{ApiJson, ApiQuery, Id};
+use crate::extract::{ApiJson, ApiQuery, Id, JsonBytes, idempotency_key, parse_json};
 use crate::openapi::{Envelope, Errors};
 use crate::{AppState, PageParams};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::Deserialize;
+use taskhub_core::idempotency::Idempotent;
 use taskhub_core::users::{UserInput, UserPatch, UserView};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -40,11 +42,18 @@ async fn list(State(s): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<ListP
     Ok(envelope::page(&found))
 }
 
-#[utoipa::path(post, path = "/api/users/", tag = "users", summary = "Create a user (staff)", request_body = UserInput,
+#[utoipa::path(post, path = "/api/users/", tag = "users", summary = "Create a user (staff)", params(("Idempotency-Key" = Option<String>, Header)), request_body = UserInput,
     responses((status = 201, body = Envelope<UserView>), Errors), security(("bearer" = [])))]
-async fn create(State(s): State<AppState>, auth: Auth, ApiJson(input): ApiJson<UserInput>) -> ApiResult {
-    let user = s.services.users.create(&auth.actor(), input).await?;
-    Ok(envelope::created(&user.view_for(Some(&auth.actor())), &format!("/api/users/{}/", user.id), None))
+async fn create(State(s): State<AppState>, auth: Auth, headers: HeaderMap, JsonBytes(raw): JsonBytes) -> ApiResult {
+    let key = idempotency_key(&headers, "/api/users/", &raw)?;
+    let input: UserInput = parse_json(&raw)?;
+    let actor = auth.actor();
+    let r = s.services.users.create_idempotent(&actor, input, key.as_ref()).await?;
+    let r = match r {
+        Idempotent::Done(u) => Idempotent::Done(u.view_for(Some(&actor))),
+        Idempotent::Replayed { status, body } => Idempotent::Replayed { status, body },
+    };
+    Ok(envelope::created_or_replayed(r, |u| (format!("/api/users/{}/", u.id), None)))
 }
 
 #[utoipa::path(get, path = "/api/users/me/", tag = "users", summary = "Own profile",

@@ -2,6 +2,7 @@
 
 use super::extras::{Tag, TagInput};
 use crate::error::{Error, Result};
+use crate::idempotency::{self, IdempotencyKey, Idempotent};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
 
@@ -36,13 +37,27 @@ impl TagService {
     }
 
     /// Creates a tag; a name taken case-insensitively is a conflict.
-    #[tracing::instrument(skip_all, fields(user.id = _actor.user_id))]
-    pub async fn create(&self, _actor: &Actor, input: TagInput) -> Result<Tag> {
+    #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
+    pub async fn create(&self, actor: &Actor, input: TagInput) -> Result<Tag> {
+        self.create_idempotent(actor, input, None).await?.into_done()
+    }
+
+    /// As [`TagService::create`], performed at most once per `key`.
+    pub async fn create_idempotent(
+        &self,
+        actor: &Actor,
+        input: TagInput,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Idempotent<Tag>> {
         let (name, color) = input.resolve(String::new(), None)?;
-        let mut tx = self.ctx.store.begin().await?;
+        let mut tx = match idempotency::begin(&self.ctx, actor, key).await? {
+            Ok(tx) => tx,
+            Err((status, body)) => return Ok(Idempotent::Replayed { status, body }),
+        };
         let tag = tx.insert_tag(&name, color.as_deref(), self.ctx.clock.now()).await?;
+        idempotency::finish(&mut *tx, actor, key, 201, &tag).await?;
         tx.commit().await?;
-        Ok(tag)
+        Ok(Idempotent::Done(tag))
     }
 
     /// Renames or recolours a tag (staff).

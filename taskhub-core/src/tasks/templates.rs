@@ -5,7 +5,7 @@ use super::input::{TaskFields, TaskInput};
 use super::model::Task;
 use super::service::TaskService;
 use crate::error::{Error, Result};
-use crate::idempotency::{IdempotencyKey, Idempotent};
+use crate::idempotency::{self, IdempotencyKey, Idempotent};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
 use crate::validation::{Patch, Violations, length};
@@ -98,11 +98,25 @@ impl TemplateService {
     /// Creates a template owned by the caller.
     #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create(&self, actor: &Actor, input: TemplateInput) -> Result<Template> {
+        self.create_idempotent(actor, input, None).await?.into_done()
+    }
+
+    /// As [`TemplateService::create`], performed at most once per `key`.
+    pub async fn create_idempotent(
+        &self,
+        actor: &Actor,
+        input: TemplateInput,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Idempotent<Template>> {
         let (name, description, defaults) = Self::resolve(&input, None)?;
-        let mut tx = self.ctx.store.begin().await?;
+        let mut tx = match idempotency::begin(&self.ctx, actor, key).await? {
+            Ok(tx) => tx,
+            Err((status, body)) => return Ok(Idempotent::Replayed { status, body }),
+        };
         let t = tx.insert_template(&name, &description, &defaults, actor.user_id, self.ctx.clock.now()).await?;
+        idempotency::finish(&mut *tx, actor, key, 201, &t).await?;
         tx.commit().await?;
-        Ok(t)
+        Ok(Idempotent::Done(t))
     }
 
     /// A template of the caller's (staff: any).

@@ -3,6 +3,7 @@
 use super::model::{AddMembersResult, Memberships, Team, TeamInput, TeamRecord};
 use crate::error::{Error, Result};
 use crate::events::EventEnvelope;
+use crate::idempotency::{self, IdempotencyKey, Idempotent};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
 use crate::store::Tx;
@@ -51,15 +52,30 @@ impl TeamService {
     /// Creates a team; the creator becomes its admin and first member.
     #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create(&self, actor: &Actor, input: TeamInput) -> Result<Team> {
+        self.create_idempotent(actor, input, None).await?.into_done()
+    }
+
+    /// As [`TeamService::create`], performed at most once per `key`.
+    pub async fn create_idempotent(
+        &self,
+        actor: &Actor,
+        input: TeamInput,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Idempotent<Team>> {
         let (name, description) = input.resolve(String::new(), String::new())?;
         let now = self.ctx.clock.now();
-        let mut tx = self.ctx.store.begin().await?;
+        let mut tx = match idempotency::begin(&self.ctx, actor, key).await? {
+            Ok(tx) => tx,
+            Err((status, body)) => return Ok(Idempotent::Replayed { status, body }),
+        };
         let team = tx.insert_team(&name, &description, actor.user_id, now).await?;
         let ev = EventEnvelope::new("team.created", "team", team.id, Some(actor.user_id), now, json!({"name": name}));
         tx.insert_outbox(&ev).await?;
         let m = tx.memberships(actor.user_id).await?;
+        let view = team.view_for(actor, &m);
+        idempotency::finish(&mut *tx, actor, key, 201, &view).await?;
         tx.commit().await?;
-        Ok(team.view_for(actor, &m))
+        Ok(Idempotent::Done(view))
     }
 
     /// A team the caller belongs to (staff: any).

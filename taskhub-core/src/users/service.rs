@@ -7,6 +7,7 @@ use super::model::{
 use crate::auth::PasswordHasher;
 use crate::error::{Error, Result};
 use crate::events::EventEnvelope;
+use crate::idempotency::{self, IdempotencyKey, Idempotent};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
 use crate::validation::{Patch, Violations};
@@ -35,26 +36,42 @@ impl UserService {
         if input.is_staff == Some(true) {
             return Err(Error::field("is_staff", "cannot be set when registering"));
         }
-        self.insert(input, false, None).await
+        self.insert(input, false, None).await?.into_done()
     }
 
     /// Creation by a staff member, who may make the new user staff.
     #[tracing::instrument(skip_all, fields(user.id = actor.user_id))]
     pub async fn create(&self, actor: &Actor, input: UserInput) -> Result<User> {
+        self.create_idempotent(actor, input, None).await?.into_done()
+    }
+
+    /// As [`UserService::create`], performed at most once per `key`.
+    pub async fn create_idempotent(
+        &self,
+        actor: &Actor,
+        input: UserInput,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Idempotent<User>> {
         if !actor.is_staff {
             return Err(Error::Forbidden("only staff may create users".into()));
         }
         let staff = input.is_staff.unwrap_or(false);
-        self.insert(input, staff, Some(actor.user_id)).await
+        self.insert(input, staff, Some((actor, key))).await
     }
 
     /// Creation by a trusted local operator (the CLI).
     #[tracing::instrument(skip_all)]
     pub async fn create_local(&self, input: UserInput, is_staff: bool) -> Result<User> {
-        self.insert(input, is_staff, None).await
+        self.insert(input, is_staff, None).await?.into_done()
     }
 
-    async fn insert(&self, input: UserInput, is_staff: bool, actor: Option<i64>) -> Result<User> {
+    async fn insert(
+        &self,
+        input: UserInput,
+        is_staff: bool,
+        by: Option<(&Actor, Option<&IdempotencyKey>)>,
+    ) -> Result<Idempotent<User>> {
+        let actor = by.map(|(a, _)| a.user_id);
         let mut v = Violations::new();
         check_username(&mut v, &input.username);
         check_email(&mut v, &input.email);
@@ -74,13 +91,22 @@ impl UserService {
             is_staff,
             date_joined: now,
         };
-        let mut tx = self.ctx.store.begin().await?;
+        let mut tx = match by {
+            Some((a, key)) => match idempotency::begin(&self.ctx, a, key).await? {
+                Ok(tx) => tx,
+                Err((status, body)) => return Ok(Idempotent::Replayed { status, body }),
+            },
+            None => self.ctx.store.begin().await?,
+        };
         let user = tx.insert_user(&new).await?;
         let data = json!({"user": user.view_for(None), "created_by": actor});
         tx.insert_outbox(&EventEnvelope::new("user.registered", "user", user.id, actor.or(Some(user.id)), now, data))
             .await?;
+        if let Some((a, key)) = by {
+            idempotency::finish(&mut *tx, a, key, 201, &user.view_for(Some(a))).await?;
+        }
         tx.commit().await?;
-        Ok(user)
+        Ok(Idempotent::Done(user))
     }
 
     /// A user by id, as `actor` may see them.

@@ -232,6 +232,13 @@ async fn every_bad_request_speaks_the_error_format() -> Result<()> {
     }
     let r = app.post("/api/teams/", Some(&a), json!({"name": 42})).await?;
     assert!(r.body["error"]["fields"]["name"].is_array(), "{}", r.body);
+    let r = app.post("/api/auth/login/", None, json!({"username": "alice"})).await?;
+    assert_eq!(
+        (r.status, r.body["error"]["fields"]["password"].is_array()),
+        (StatusCode::UNPROCESSABLE_ENTITY, true),
+        "{}",
+        r.body
+    );
     let teams = app.get("/api/teams/", &a).await?;
     assert_eq!(teams.body["data"], json!([]), "nothing was created by the bad requests ({n} cases)");
     Ok(())

@@ -372,3 +372,41 @@ async fn tags_and_templates_over_http() -> Result<()> {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     Ok(())
 }
+
+#[tokio::test]
+async fn every_creating_post_honours_idempotency_keys() -> Result<()> {
+    let app = TestApp::new().await?;
+    let (_, staff) = app.staff("root").await?;
+    let cases = [
+        ("/api/teams/", json!({"name": "Ops"}), "/api/teams/", json!({"name": "other"})),
+        ("/api/tags/", json!({"name": "once"}), "/api/tags/", json!({"name": "other"})),
+        (
+            "/api/task-templates/",
+            json!({"name": "T", "defaults": {"priority": "high"}}),
+            "/api/task-templates/",
+            json!({"name": "other"}),
+        ),
+        (
+            "/api/users/",
+            json!({"username": "eve", "email": "eve@example.com", "password": "correct horse battery"}),
+            "/api/users/?search=eve",
+            json!({"username": "mal", "email": "mal@example.com", "password": "correct horse battery"}),
+        ),
+        ("/api/tasks/", json!({"title": "idem"}), "/api/tasks/?search=idem", json!({"title": "other"})),
+    ];
+    for (uri, body, list, other) in cases {
+        // A key is the user's, whatever the route: each route here gets its own.
+        let key = format!("key-{uri}");
+        let first =
+            with_headers(&app, Method::POST, uri, &staff, &[("idempotency-key", &key)], Some(body.clone())).await?;
+        let second =
+            with_headers(&app, Method::POST, uri, &staff, &[("idempotency-key", &key)], Some(body.clone())).await?;
+        assert_eq!((first.status, second.status), (StatusCode::CREATED, StatusCode::CREATED), "{uri}: {}", second.body);
+        assert_eq!(first.body["data"], second.body["data"], "{uri} replays");
+        let listed = app.get(list, &staff).await?;
+        assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1), "{uri} created once");
+        let reused = with_headers(&app, Method::POST, uri, &staff, &[("idempotency-key", &key)], Some(other)).await?;
+        assert_eq!(reused.body["error"]["code"], "idempotency_key_reused", "{uri}");
+    }
+    Ok(())
+}
