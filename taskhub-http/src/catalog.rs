@@ -7,7 +7,7 @@ use crate::extract::{ApiJson, ApiQuery, Id, IfMatch, JsonBytes, idempotency_key,
 use crate::openapi::{Envelope, Errors};
 use crate::{AppState, PageParams};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use taskhub_core::tasks::{Tag, TagInput, Task, TaskInput, Template, TemplateInput};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +19,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tags, create_tag))
         .routes(routes!(tag, update_tag, delete_tag))
         .routes(routes!(templates, create_template))
-        .routes(routes!(template, put_template, patch_template, delete_template))
+        .routes(routes!(template, write_template, delete_template))
         .routes(routes!(instantiate))
 }
 
@@ -76,27 +76,19 @@ async fn create_template(
     Ok(envelope::created_or_replayed(r, |t| (format!("/api/task-templates/{}/", t.id), Some(t.version))))
 }
 
-#[utoipa::path(put, path = "/api/task-templates/{id}/", tag = "templates", summary = "Replace a template", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TemplateInput, responses((status = 200, body = Envelope<Template>), Errors), security(("bearer" = [])))]
-async fn put_template(
+#[utoipa::path(method(put, patch), path = "/api/task-templates/{id}/", tag = "templates",
+    summary = "PUT replaces a template; PATCH changes the fields given",
+    params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TemplateInput,
+    responses((status = 200, body = Envelope<Template>), Errors), security(("bearer" = [])))]
+async fn write_template(
     State(s): State<AppState>,
     auth: Auth,
+    method: Method,
     Id(id): Id,
     m: IfMatch,
     ApiJson(input): ApiJson<TemplateInput>,
 ) -> ApiResult {
-    let t = s.services.templates.update(&auth.actor(), id, input, true, m.0).await?;
-    Ok(envelope::ok_tagged(&t, t.version))
-}
-
-#[utoipa::path(patch, path = "/api/task-templates/{id}/", tag = "templates", summary = "Change a template", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TemplateInput, responses((status = 200, body = Envelope<Template>), Errors), security(("bearer" = [])))]
-async fn patch_template(
-    State(s): State<AppState>,
-    auth: Auth,
-    Id(id): Id,
-    m: IfMatch,
-    ApiJson(input): ApiJson<TemplateInput>,
-) -> ApiResult {
-    let t = s.services.templates.update(&auth.actor(), id, input, false, m.0).await?;
+    let t = s.services.templates.update(&auth.actor(), id, input, method == Method::PUT, m.0).await?;
     Ok(envelope::ok_tagged(&t, t.version))
 }
 

@@ -7,7 +7,7 @@ use crate::extract::{ApiJson, ApiQuery, Id, Ids, IfMatch, JsonBytes, idempotency
 use crate::openapi::{Envelope, Errors};
 use crate::{AppState, PageParams};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use serde::Deserialize;
 use taskhub_core::history::HistoryEntry;
 use taskhub_core::tasks::{AssignInput, Comment, Task, TaskInput, TaskQuery, UnassignInput, WriteMode};
@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(detail, put, patch_task, archive_delete))
+        .routes(routes!(detail, write, archive_delete))
         .routes(routes!(archive))
         .routes(routes!(unarchive))
         .routes(routes!(assign))
@@ -84,31 +84,21 @@ async fn detail(State(s): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult 
     Ok(envelope::ok_tagged(&t, t.version))
 }
 
-async fn write(s: &AppState, auth: &Auth, id: i64, m: IfMatch, input: TaskInput, mode: WriteMode) -> ApiResult {
+#[utoipa::path(method(put, patch), path = "/api/tasks/{id}/", tag = "tasks",
+    summary = "PUT replaces the writable fields (omitted ones take their defaults); PATCH changes those given (metadata is replaced)",
+    params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TaskInput,
+    responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
+async fn write(
+    State(s): State<AppState>,
+    auth: Auth,
+    method: Method,
+    Id(id): Id,
+    m: IfMatch,
+    ApiJson(input): ApiJson<TaskInput>,
+) -> ApiResult {
+    let mode = if method == Method::PUT { WriteMode::Put } else { WriteMode::Patch };
     let t = s.services.tasks.update(&auth.actor(), id, input, mode, m.0).await?;
     Ok(envelope::ok_tagged(&t, t.version))
-}
-
-#[utoipa::path(put, path = "/api/tasks/{id}/", tag = "tasks", summary = "Replace the writable fields (omitted ones take their defaults)", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TaskInput, responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
-async fn put(
-    State(s): State<AppState>,
-    auth: Auth,
-    Id(id): Id,
-    m: IfMatch,
-    ApiJson(input): ApiJson<TaskInput>,
-) -> ApiResult {
-    write(&s, &auth, id, m, input, WriteMode::Put).await
-}
-
-#[utoipa::path(patch, path = "/api/tasks/{id}/", tag = "tasks", summary = "Change some fields (metadata is replaced)", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), request_body = TaskInput, responses((status = 200, body = Envelope<Task>), Errors), security(("bearer" = [])))]
-async fn patch_task(
-    State(s): State<AppState>,
-    auth: Auth,
-    Id(id): Id,
-    m: IfMatch,
-    ApiJson(input): ApiJson<TaskInput>,
-) -> ApiResult {
-    write(&s, &auth, id, m, input, WriteMode::Patch).await
 }
 
 #[utoipa::path(delete, path = "/api/tasks/{id}/", tag = "tasks", summary = "Archive (soft delete); idempotent", params(("id" = i64, Path), ("If-Match" = Option<String>, Header)), responses((status = 204), Errors), security(("bearer" = [])))]
