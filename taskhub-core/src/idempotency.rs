@@ -100,3 +100,70 @@ pub(crate) async fn finish<T: Serialize>(
     }
     Ok(())
 }
+
+/// How long a claimed key of an action counts as running before a retry may take it over.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(30);
+
+/// What claiming a key for an action decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Perform the action, then [`IdempotencyService::complete`] or [`IdempotencyService::release`].
+    Run,
+    /// The action was performed: send this response again.
+    Replay(u16, Value),
+}
+
+/// Keys for actions that are idempotent in effect (archive, assign, membership changes…):
+/// claimed in a transaction of their own with a lease. If a process dies after the action but
+/// before recording the response, a retry after the lease performs the action again — which
+/// changes nothing — and records the response then.
+#[derive(Clone)]
+pub struct IdempotencyService {
+    ctx: Ctx,
+}
+
+impl IdempotencyService {
+    pub(crate) fn new(ctx: Ctx) -> Self {
+        IdempotencyService { ctx }
+    }
+
+    /// Claims `key` for `actor`.
+    pub async fn claim(&self, actor: &Actor, key: &IdempotencyKey) -> Result<Claim> {
+        let now = self.ctx.clock.now();
+        let mut tx = self.ctx.store.begin().await?;
+        let mut found = tx.claim_idempotency(actor.user_id, &key.key, &key.request_hash, now).await?;
+        let stale = found.as_ref().is_some_and(|r| {
+            r.created_at < now - WINDOW
+                || (r.response.is_none() && r.created_at < now - LEASE && r.request_hash == key.request_hash)
+        });
+        if stale {
+            tx.purge_idempotency(now - WINDOW).await?;
+            tx.release_idempotency(actor.user_id, &key.key).await?;
+            found = tx.claim_idempotency(actor.user_id, &key.key, &key.request_hash, now).await?;
+        }
+        let claim = match found {
+            None => Claim::Run,
+            Some(r) if r.request_hash != key.request_hash => return Err(Error::IdempotencyKeyReused),
+            Some(r) => match r.response {
+                Some((status, body)) => Claim::Replay(status, body),
+                None => return Err(Error::Conflict("a request with this idempotency key is still running".into())),
+            },
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    /// Records the response of a claimed key.
+    pub async fn complete(&self, actor: &Actor, key: &IdempotencyKey, status: u16, body: &Value) -> Result<()> {
+        let mut tx = self.ctx.store.begin().await?;
+        tx.complete_idempotency(actor.user_id, &key.key, status, body).await?;
+        tx.commit().await
+    }
+
+    /// Forgets a claimed key whose action failed, so the client may retry with it.
+    pub async fn release(&self, actor: &Actor, key: &IdempotencyKey) -> Result<()> {
+        let mut tx = self.ctx.store.begin().await?;
+        tx.release_idempotency(actor.user_id, &key.key).await?;
+        tx.commit().await
+    }
+}

@@ -2,6 +2,7 @@
 
 use crate::auth::PasswordHasher;
 use crate::clock::{Clock, SystemClock};
+use crate::idempotency::IdempotencyService;
 use crate::store::Store;
 use crate::tasks::{CommentService, TagService, TaskService, TemplateService};
 use crate::teams::TeamService;
@@ -55,6 +56,8 @@ pub struct Services {
     pub tags: TagService,
     /// Task templates.
     pub templates: TemplateService,
+    /// Idempotency keys of actions.
+    pub idempotency: IdempotencyService,
 }
 
 impl Services {
@@ -78,6 +81,7 @@ impl Services {
             tags: TagService::new(ctx.clone()),
             templates: TemplateService::new(ctx.clone(), tasks.clone()),
             tasks,
+            idempotency: IdempotencyService::new(ctx.clone()),
             ctx,
         }
     }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod idempotent;
 pub mod metrics;
 pub mod openapi;
 pub mod seed;
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::endpoint))
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotent::actions))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(envelope::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })

@@ -356,6 +356,8 @@ pub trait Tx: Send {
     /// Stores the response of a claimed key.
     async fn complete_idempotency(&mut self, user: i64, key: &str, status: u16, body: &serde_json::Value)
     -> Result<()>;
+    /// Forgets a claimed key whose request did not complete (so it may be retried).
+    async fn release_idempotency(&mut self, user: i64, key: &str) -> Result<()>;
     /// Forgets keys older than `before`.
     async fn purge_idempotency(&mut self, before: DateTime<Utc>) -> Result<u64>;
 }

@@ -665,6 +665,12 @@ macro_rules! impl_tx {
                 Ok(())
             }
 
+            async fn release_idempotency(&mut self, user: i64, key: &str) -> Result<()> {
+                sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND response_status IS NULL")
+                    .bind(user).bind(key).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
             async fn purge_idempotency(&mut self, before: DateTime<Utc>) -> Result<u64> {
                 let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(before).execute(&mut *self.inner).await?;
                 Ok(r.rows_affected())

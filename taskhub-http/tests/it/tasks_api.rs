@@ -410,3 +410,81 @@ async fn every_creating_post_honours_idempotency_keys() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn action_posts_replay_their_first_response_under_one_key() -> Result<()> {
+    let app = TestApp::new().await?;
+    let (_, admin) = app.user("admin").await?;
+    let (member, _) = app.user("member").await?;
+    let team = app.post("/api/teams/", Some(&admin), json!({"name": "T"})).await?.body["data"]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    app.post(&format!("/api/teams/{team}/add_members/"), Some(&admin), json!({"user_ids": [member]})).await?;
+    let uri = format!("/api/teams/{team}/remove_member/");
+    let body = json!({"user_id": member});
+    let first =
+        with_headers(&app, Method::POST, &uri, &admin, &[("idempotency-key", "rm-1")], Some(body.clone())).await?;
+    let second =
+        with_headers(&app, Method::POST, &uri, &admin, &[("idempotency-key", "rm-1")], Some(body.clone())).await?;
+    assert_eq!((first.status, second.status), (StatusCode::OK, StatusCode::OK), "{}", second.body);
+    assert_eq!(first.body["data"], second.body["data"]);
+    let unkeyed = app.post(&uri, Some(&admin), body).await?;
+    assert_eq!(
+        unkeyed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "without a key the action runs again (and is refused)"
+    );
+    let other =
+        with_headers(&app, Method::POST, &uri, &admin, &[("idempotency-key", "rm-1")], Some(json!({"user_id": 1})))
+            .await?;
+    assert_eq!(other.body["error"]["code"], "idempotency_key_reused");
+    // A failed action leaves the key free.
+    let task = app.post("/api/tasks/", Some(&admin), json!({"title": "t"})).await?.body["data"]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let bad = with_headers(
+        &app,
+        Method::POST,
+        &format!("/api/tasks/{task}/assign/"),
+        &admin,
+        &[("idempotency-key", "as-1")],
+        Some(json!({"users": [999999]})),
+    )
+    .await?;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_again = with_headers(
+        &app,
+        Method::POST,
+        &format!("/api/tasks/{task}/assign/"),
+        &admin,
+        &[("idempotency-key", "as-1")],
+        Some(json!({"users": [999999]})),
+    )
+    .await?;
+    assert_eq!(bad_again.status, StatusCode::UNPROCESSABLE_ENTITY, "not a replay of a stored failure, and not 409");
+    let ok1 = with_headers(
+        &app,
+        Method::POST,
+        &format!("/api/tasks/{task}/assign/"),
+        &admin,
+        &[("idempotency-key", "as-2")],
+        Some(json!({"users": [member]})),
+    )
+    .await?;
+    let ok2 = with_headers(
+        &app,
+        Method::POST,
+        &format!("/api/tasks/{task}/assign/"),
+        &admin,
+        &[("idempotency-key", "as-2")],
+        Some(json!({"users": [member]})),
+    )
+    .await?;
+    assert_eq!((ok1.status, ok2.body["data"].clone()), (StatusCode::OK, ok1.body["data"].clone()));
+    assert_eq!(etag_of(&ok2), format!("\"{}\"", ok1.body["data"]["version"]));
+    Ok(())
+}
+
+fn etag_of(r: &crate::app::Reply) -> String {
+    r.headers.get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
