@@ -36,6 +36,7 @@ pub struct Dataset {
     pub visible: Vec<i64>,
 }
 
+#[cfg(feature = "postgres")]
 fn pg_admin_url() -> String {
     std::env::var("TASKHUB_BENCH_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
@@ -47,6 +48,9 @@ async fn database_url(engine: Engine, tasks: u32) -> Result<String> {
             std::fs::create_dir_all(&dir)?;
             Ok(format!("sqlite://{}/store-{tasks}.db", dir.display()))
         }
+        #[cfg(not(feature = "postgres"))]
+        Engine::Postgres => anyhow::bail!("this build has no PostgreSQL (feature `postgres`)"),
+        #[cfg(feature = "postgres")]
         Engine::Postgres => {
             use sqlx::Connection;
             let admin = pg_admin_url();
@@ -118,7 +122,10 @@ pub async fn trim(url: &str, keep: u32) -> Result<()> {
         let mut c = sqlx::SqliteConnection::connect(url).await?;
         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut c).await?;
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
-    } else {
+        return Ok(());
+    }
+    #[cfg(feature = "postgres")]
+    {
         let mut c = sqlx::PgConnection::connect(url).await?;
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
     }

@@ -80,7 +80,10 @@ pub async fn actions(State(state): State<crate::AppState>, req: Request, next: N
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let data = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v.get("data").cloned()).unwrap_or_default();
+    let data = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("data").cloned())
+        .unwrap_or_default();
     if let Err(e) = state.services.idempotency.complete(&actor, &key, parts.status.as_u16(), &data).await {
         tracing::error!(error = %e, "cannot record an idempotent response");
     }
