@@ -488,3 +488,113 @@ async fn action_posts_replay_their_first_response_under_one_key() -> Result<()> 
 fn etag_of(r: &crate::app::Reply) -> String {
     r.headers.get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
+
+#[tokio::test]
+async fn the_remaining_routes_answer_their_happy_paths() -> Result<()> {
+    let app = TestApp::new().await?;
+    let (alice_id, a) = app.user("alice").await?;
+    let (_, b) = app.user("bob").await?;
+    let (_, staff) = app.staff("root").await?;
+    // Templates: list, PUT, PATCH, DELETE with ETags.
+    let t =
+        app.post("/api/task-templates/", Some(&a), json!({"name": "Bug", "defaults": {"priority": "high"}})).await?;
+    let tpl = t.body["data"]["id"].as_i64().unwrap_or_default();
+    assert_eq!(app.get("/api/task-templates/", &a).await?.body["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(app.get("/api/task-templates/", &b).await?.body["data"], json!([]), "only one's own");
+    assert_eq!(
+        app.get("/api/task-templates/", &staff).await?.body["data"].as_array().map(Vec::len),
+        Some(1),
+        "staff: all"
+    );
+    let r = with_headers(
+        &app,
+        Method::PUT,
+        &format!("/api/task-templates/{tpl}/"),
+        &a,
+        &[("if-match", "\"1\"")],
+        Some(json!({"name": "Incident"})),
+    )
+    .await?;
+    assert_eq!(
+        (r.status, r.body["data"]["defaults"].clone(), etag(&r)),
+        (StatusCode::OK, json!({}), "\"2\"".to_owned()),
+        "PUT resets defaults"
+    );
+    let r = app
+        .call(Method::PATCH, &format!("/api/task-templates/{tpl}"), Some(&a), Some(json!({"description": "sev1"})))
+        .await?;
+    assert_eq!(
+        (r.body["data"]["name"].as_str(), r.body["data"]["description"].as_str()),
+        (Some("Incident"), Some("sev1"))
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/api/task-templates/{tpl}/"), Some(&b), None).await?.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/api/task-templates/{tpl}/"), Some(&a), None).await?.status,
+        StatusCode::NO_CONTENT
+    );
+    // Tags: list with counts, delete (staff).
+    app.post("/api/tasks/", Some(&a), json!({"title": "x", "tags": ["infra"]})).await?;
+    let tags = app.get("/api/tags/", &b).await?;
+    assert_eq!(
+        (tags.body["data"][0]["name"].as_str(), tags.body["data"][0]["task_count"].as_i64()),
+        (Some("infra"), Some(1))
+    );
+    let tag = tags.body["data"][0]["id"].as_i64().unwrap_or_default();
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/api/tags/{tag}/"), Some(&a), None).await?.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/api/tags/{tag}/"), Some(&staff), None).await?.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.get("/api/tags/", &b).await?.body["data"], json!([]));
+    // Users: PUT by self and by staff; staff may deactivate through PATCH too.
+    let r = app
+        .call(Method::PUT, &format!("/api/users/{alice_id}/"), Some(&a), Some(json!({"display_name": "Alice A."})))
+        .await?;
+    assert_eq!((r.status, r.body["data"]["display_name"].as_str()), (StatusCode::OK, Some("Alice A.")));
+    let r = app
+        .call(Method::PATCH, &format!("/api/users/{alice_id}/"), Some(&staff), Some(json!({"is_active": false})))
+        .await?;
+    assert_eq!((r.status, r.body["data"]["is_active"].as_bool()), (StatusCode::OK, Some(false)));
+    assert_eq!(
+        app.get("/api/users/me/", &a).await?.status,
+        StatusCode::UNAUTHORIZED,
+        "deactivated: the token stops at once"
+    );
+    // Comments: the task's editor deletes another's comment; the author edits with If-Match.
+    let task =
+        app.post("/api/tasks/", Some(&staff), json!({"title": "y", "assigned_to": []})).await?.body["data"]["id"]
+            .as_i64()
+            .unwrap_or_default();
+    app.post(
+        &format!("/api/tasks/{task}/assign/"),
+        Some(&staff),
+        json!({"users": [app.get("/api/users/me/", &b).await?.body["data"]["id"]]}),
+    )
+    .await?;
+    let c = app.post(&format!("/api/tasks/{task}/comments/"), Some(&b), json!({"body": "hello"})).await?;
+    let cid = c.body["data"]["id"].as_i64().unwrap_or_default();
+    assert_eq!(etag(&c), "\"1\"");
+    let r = with_headers(
+        &app,
+        Method::PATCH,
+        &format!("/api/tasks/{task}/comments/{cid}/"),
+        &b,
+        &[("if-match", "\"1\"")],
+        Some(json!({"body": "hello!"})),
+    )
+    .await?;
+    assert_eq!((r.status, etag(&r)), (StatusCode::OK, "\"2\"".to_owned()));
+    let r = app.call(Method::DELETE, &format!("/api/tasks/{task}/comments/{cid}/"), Some(&staff), None).await?;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let h = app.get(&format!("/api/tasks/{task}/history/"), &staff).await?;
+    let actions: Vec<&str> =
+        h.body["data"].as_array().map(|v| v.iter().filter_map(|x| x["action"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(actions, vec!["comment_deleted", "comment_edited", "comment_added", "assigned", "created"]);
+    Ok(())
+}
