@@ -1,7 +1,7 @@
 //! PostgreSQL backend (feature `postgres`): the scale-out store.
 
 use super::sql::*;
-use super::sql_tx::impl_tx;
+use super::sql_tx::{Inner, impl_tx};
 use super::{AuthState, Backend, IdempotencyRecord, RefreshUse, Store, TaskRow, Tx, Visibility};
 use crate::error::{Error, Result};
 use crate::events::{EventEnvelope, OutboxRecord};
@@ -54,11 +54,13 @@ impl Store for PgStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx { inner: self.pool.begin().await? }))
+        Ok(Box::new(PgTx { inner: Inner::Tx(self.pool.begin().await?) }))
     }
 
+    /// Reads run in autocommit: at READ COMMITTED each statement takes its own snapshot inside a
+    /// transaction too, so BEGIN/ROLLBACK would only cost two round trips.
     async fn read(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx { inner: self.pool.begin().await? }))
+        Ok(Box::new(PgTx { inner: Inner::Conn(self.pool.acquire().await?) }))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,6 +1,35 @@
 //! The [`Tx`](super::Tx) implementation shared by both SQL engines, stamped out per engine by
 //! `impl_tx!` so that the SQL is written once.
 
+/// What a [`Tx`](super::Tx) runs its statements on: a transaction, or — for reads on an engine
+/// whose statements each take their own snapshot anyway (PostgreSQL at READ COMMITTED) — a plain
+/// pooled connection, which saves the BEGIN and ROLLBACK round trips.
+pub(crate) enum Inner<DB: sqlx::Database> {
+    /// A transaction: committed by `commit`, rolled back when dropped.
+    Tx(sqlx::Transaction<'static, DB>),
+    /// A connection in autocommit mode.
+    Conn(sqlx::pool::PoolConnection<DB>),
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Inner<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Inner::Tx(t) => t,
+            Inner::Conn(c) => c,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Inner<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Inner::Tx(t) => &mut *t,
+            Inner::Conn(c) => &mut *c,
+        }
+    }
+}
+
 /// Implements `Tx` for `$tx`, a wrapper of `sqlx::Transaction<'static, $db>`.
 /// `$title` is the expression ordering titles in byte order on that engine; `$lock` the
 /// clause that locks selected rows (SQLite needs none: its writers are serialized).
@@ -8,7 +37,7 @@ macro_rules! impl_tx {
     ($tx:ident, $db:ty, $title:expr, $lock:expr) => {
         /// A transaction on this engine.
         pub(crate) struct $tx {
-            pub(crate) inner: sqlx::Transaction<'static, $db>,
+            pub(crate) inner: $crate::store::sql_tx::Inner<$db>,
         }
 
         impl $tx {
@@ -155,7 +184,9 @@ macro_rules! impl_tx {
         #[async_trait]
         impl Tx for $tx {
             async fn commit(self: Box<Self>) -> Result<()> {
-                self.inner.commit().await?;
+                if let $crate::store::sql_tx::Inner::Tx(t) = self.inner {
+                    t.commit().await?;
+                }
                 Ok(())
             }
 
@@ -302,11 +333,13 @@ macro_rules! impl_tx {
             }
 
             async fn memberships(&mut self, user: i64) -> Result<Memberships> {
-                let member_of: Vec<i64> = sqlx::query_scalar("SELECT team_id FROM team_members WHERE user_id = $1 ORDER BY team_id")
-                    .bind(user).fetch_all(&mut *self.inner).await?;
-                let admin_of: Vec<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE admin_id = $1 ORDER BY id")
-                    .bind(user).fetch_all(&mut *self.inner).await?;
-                Ok(Memberships { member_of, admin_of })
+                // One round trip: the admin is always a member (the admin can neither leave nor be removed).
+                let rows: Vec<(i64, bool)> = sqlx::query_as(
+                    "SELECT m.team_id, t.admin_id = $1 FROM team_members m JOIN teams t ON t.id = m.team_id WHERE m.user_id = $1 ORDER BY m.team_id",
+                )
+                .bind(user).fetch_all(&mut *self.inner).await?;
+                let admin_of = rows.iter().filter(|(_, admin)| *admin).map(|(id, _)| *id).collect();
+                Ok(Memberships { member_of: rows.into_iter().map(|(id, _)| id).collect(), admin_of })
             }
 
             async fn touch_team(&mut self, team: i64, now: DateTime<Utc>) -> Result<()> {

@@ -4,7 +4,7 @@
 //! (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
 
 use super::sql::*;
-use super::sql_tx::impl_tx;
+use super::sql_tx::{Inner, impl_tx};
 use super::{AuthState, Backend, IdempotencyRecord, RefreshUse, Store, TaskRow, Tx, Visibility};
 use crate::error::{Error, Result};
 use crate::events::{EventEnvelope, OutboxRecord};
@@ -60,11 +60,11 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqliteTx { inner: self.pool.begin_with("BEGIN IMMEDIATE").await? }))
+        Ok(Box::new(SqliteTx { inner: Inner::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?) }))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqliteTx { inner: self.pool.begin().await? }))
+        Ok(Box::new(SqliteTx { inner: Inner::Tx(self.pool.begin().await?) }))
     }
 
     async fn ping(&self) -> Result<()> {
