@@ -6,6 +6,8 @@
 //! Jobs in this build:
 //! - `idempotency_purge` (queue `long`, hourly): forgets `Idempotency-Key` records older than
 //!   24 hours, the window API.md promises, so the table does not grow without bound.
+//! - `token_purge` (queue `long`, hourly): deletes expired refresh tokens, sessions and access
+//!   token revocations — an expired token is refused on its own, its row is dead weight.
 //!
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
 
@@ -30,6 +32,15 @@ pub async fn purge_idempotency_keys(services: &Services) -> taskhub_core::Result
     Ok(n)
 }
 
+/// Deletes expired refresh tokens, sessions and revocations; returns how many rows went.
+pub async fn purge_expired_tokens(services: &Services) -> taskhub_core::Result<u64> {
+    let now = services.ctx.clock.now();
+    let mut tx = services.store().begin().await?;
+    let n = tx.purge_expired_tokens(now).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// Runs the periodic jobs every `every` until `shutdown` resolves. A failing run is logged and
 /// retried at the next tick; the process never dies of it.
 pub async fn run(services: Services, every: Duration, shutdown: impl Future<Output = ()> + Send) {
@@ -39,10 +50,16 @@ pub async fn run(services: Services, every: Duration, shutdown: impl Future<Outp
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            _ = tick.tick() => match purge_idempotency_keys(&services).await {
-                Ok(n) => tracing::info!(job = "idempotency_purge", queue = QUEUE_LONG, purged = n, "job done"),
-                Err(e) => tracing::error!(job = "idempotency_purge", queue = QUEUE_LONG, error = %e, "job failed"),
-            },
+            _ = tick.tick() => {
+                match purge_idempotency_keys(&services).await {
+                    Ok(n) => tracing::info!(job = "idempotency_purge", queue = QUEUE_LONG, purged = n, "job done"),
+                    Err(e) => tracing::error!(job = "idempotency_purge", queue = QUEUE_LONG, error = %e, "job failed"),
+                }
+                match purge_expired_tokens(&services).await {
+                    Ok(n) => tracing::info!(job = "token_purge", queue = QUEUE_LONG, purged = n, "job done"),
+                    Err(e) => tracing::error!(job = "token_purge", queue = QUEUE_LONG, error = %e, "job failed"),
+                }
+            }
         }
     }
 }
