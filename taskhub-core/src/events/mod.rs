@@ -3,6 +3,12 @@
 //! Services write events into the transactional outbox together with the change that caused
 //! them; a relay publishes the outbox to the configured bus.
 
+mod bus;
+mod relay;
+
+pub use bus::{EventPublisher, MemoryBus, PublishedEvent};
+pub use relay::Relay;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -295,6 +295,18 @@ pub trait Tx: Send {
     async fn insert_outbox(&mut self, e: &EventEnvelope) -> Result<i64>;
     /// Outbox rows after `after`, in order.
     async fn list_outbox(&mut self, after: i64, limit: u32) -> Result<Vec<OutboxRecord>>;
+    /// The oldest unpublished outbox rows, in order.
+    async fn list_unpublished(&mut self, limit: u32) -> Result<Vec<OutboxRecord>>;
+    /// Marks rows published — only while `holder` still holds lease `lease` (a fenced write).
+    async fn mark_published(&mut self, ids: &[i64], now: DateTime<Utc>, lease: &str, holder: &str) -> Result<u64>;
+    /// Takes or renews lease `name` for `holder` until `until`; false while another holds it.
+    async fn acquire_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
 
     // ---- tokens
     /// Starts a refresh-token family (one per login).

@@ -673,6 +673,40 @@ macro_rules! impl_tx {
                 Ok(n)
             }
 
+            async fn list_unpublished(&mut self, limit: u32) -> Result<Vec<OutboxRecord>> {
+                let rows: Vec<OutboxDbRow> = sqlx::query_as(
+                    "SELECT id, topic, partition_key, payload, published_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                )
+                .bind(i64::from(limit)).fetch_all(&mut *self.inner).await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn mark_published(&mut self, ids: &[i64], now: DateTime<Utc>, lease: &str, holder: &str) -> Result<u64> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let mut qb = QueryBuilder::<$db>::new("UPDATE outbox SET published_at = ");
+                qb.push_bind(now);
+                qb.push(" WHERE published_at IS NULL AND EXISTS (SELECT 1 FROM leases WHERE name = ").push_bind(lease.to_owned());
+                qb.push(" AND holder = ").push_bind(holder.to_owned()).push(") AND id IN (");
+                let mut sep = qb.separated(", ");
+                for id in ids {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                Ok(qb.build().execute(&mut *self.inner).await?.rows_affected())
+            }
+
+            async fn acquire_lease(&mut self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = $3 \
+                     WHERE leases.holder = $2 OR leases.expires_at < $4",
+                )
+                .bind(name).bind(holder).bind(until).bind(now).execute(&mut *self.inner).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn claim_idempotency(&mut self, user: i64, key: &str, request_hash: &str, now: DateTime<Utc>) -> Result<Option<IdempotencyRecord>> {
                 let r = sqlx::query(
                     "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",

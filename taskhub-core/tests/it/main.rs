@@ -15,5 +15,6 @@ mod auth;
 mod history_outbox;
 mod model;
 mod paging;
+mod relay;
 mod tasks_rules;
 mod teams_users;
