@@ -9,6 +9,7 @@
 
 mod app;
 mod cli;
+mod event_schemas;
 mod identity;
 mod jwks;
 mod openapi;
