@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 (and, once the
-# event buses land, Redis and the Kafka-protocol broker). Safe to run when they already are.
+# Makes sure the services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 and Redis on
+# 127.0.0.1:6379 (the Kafka-protocol broker joins with the Kafka bus). Safe to run when they are.
 set -euo pipefail
 
 wait_for() { # name, command
@@ -18,3 +18,12 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   wait_for PostgreSQL "pg_isready -q -h 127.0.0.1 -p 5432"
 fi
 echo "services: PostgreSQL ready on 127.0.0.1:5432"
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "services: starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis "redis-cli -h 127.0.0.1 -p 6379 ping"
+fi
+echo "services: Redis ready on 127.0.0.1:6379"

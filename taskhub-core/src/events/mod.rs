@@ -4,9 +4,13 @@
 //! them; a relay publishes the outbox to the configured bus.
 
 mod bus;
+#[cfg(feature = "redis")]
+mod redis_bus;
 mod relay;
 
 pub use bus::{EventPublisher, MemoryBus, PublishedEvent};
+#[cfg(feature = "redis")]
+pub use redis_bus::RedisPublisher;
 pub use relay::Relay;
 
 use chrono::{DateTime, Utc};

@@ -50,6 +50,7 @@ contract!(
     relay::the_relay_publishes_every_row_once_in_order,
     relay::a_failing_bus_loses_nothing_and_a_lost_ack_means_a_resend,
     relay::two_relays_publish_each_row_once_through_one_leader,
+    relay::the_relay_publishes_to_redis_streams_in_order,
     paging::pagination_walks_every_row_once_while_rows_are_inserted,
     paging::page_size_and_cursor_are_validated,
     teams_users::teams_follow_admin_and_member_rules,

@@ -137,3 +137,41 @@ pub async fn two_relays_publish_each_row_once_through_one_leader(fx: Fx) -> Resu
     let _ = leader;
     Ok(())
 }
+
+pub fn redis_url() -> String {
+    std::env::var("TASKHUB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub async fn the_relay_publishes_to_redis_streams_in_order(fx: Fx) -> Result<()> {
+    use taskhub_core::events::RedisPublisher;
+    fill(&fx, 6).await?;
+    let rows = fx.store.read().await?.list_outbox(0, 10_000).await?;
+    let prefix = format!("taskhub-test-{}:", uuid::Uuid::now_v7().simple());
+    let publisher = Arc::new(RedisPublisher::connect(&redis_url(), prefix.clone()).await?);
+    let relay = Relay::new(fx.svc.ctx.clone(), publisher.clone()).with_batch(5);
+    assert_eq!(drain(&relay).await?, rows.len());
+    let client = redis::Client::open(redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut got = Vec::new();
+    for topic in ["user-activities", "task-events"] {
+        let entries: Vec<(String, Vec<(String, String)>)> =
+            redis::cmd("XRANGE").arg(publisher.stream(topic)).arg("-").arg("+").query_async(&mut conn).await?;
+        for (_, fields) in entries {
+            let f: HashMap<String, String> = fields.into_iter().collect();
+            let event: taskhub_core::events::EventEnvelope =
+                serde_json::from_str(f.get("payload").map_or("", String::as_str))?;
+            assert_eq!(f.get("type"), Some(&event.event_type));
+            assert_eq!(f.get("key"), Some(&event.key()));
+            got.push((topic, event.id));
+        }
+        let _: () = redis::cmd("DEL").arg(publisher.stream(topic)).query_async(&mut conn).await?;
+    }
+    // Per topic, the stream holds the topic's rows in outbox order.
+    for topic in ["user-activities", "task-events"] {
+        let want: Vec<_> = rows.iter().filter(|r| r.topic == topic).map(|r| r.event.id).collect();
+        let have: Vec<_> = got.iter().filter(|(t, _)| *t == topic).map(|(_, id)| *id).collect();
+        assert_eq!(have, want, "{topic}");
+    }
+    assert_eq!(got.len(), rows.len());
+    Ok(())
+}
