@@ -175,12 +175,16 @@ pub async fn serve(
 }
 
 /// Liveness: the process answers.
-async fn healthz() -> Response {
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness: the process answers",
+    responses((status = 200, body = openapi::Envelope<Object>)))]
+pub async fn healthz() -> Response {
     envelope::ok(&serde_json::json!({"status": "ok"}))
 }
 
 /// Readiness: the database answers; 503 otherwise.
-async fn readyz(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the database and configured backends answer",
+    responses((status = 200, body = openapi::Envelope<Object>), (status = 503, body = openapi::ErrorEnvelope)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.services.store().ping().await {
         Ok(()) => envelope::ok(&serde_json::json!({"status": "ready", "database": "ok"})),
         Err(e) => {

@@ -102,6 +102,8 @@ pub async fn track(State(state): State<crate::AppState>, req: Request, next: Nex
 pub struct RoutePattern(pub String);
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics (text exposition format)",
+    responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
     let body = state.metrics.render(state.services.store().pool_stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

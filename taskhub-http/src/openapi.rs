@@ -120,6 +120,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "TaskHub API", version = "1", description = "Tasks, teams and users. Every JSON response is an envelope {data, error, meta}."),
     modifiers(&BearerAuth),
+    paths(crate::healthz, crate::readyz, crate::metrics::endpoint, json, docs),
     components(schemas(ErrorEnvelope, ErrorBody, Meta, PageMeta)),
     tags(
         (name = "auth", description = "Tokens and keys"),
@@ -133,6 +134,8 @@ pub struct ApiDoc;
 pub struct Spec(pub Arc<serde_json::Value>);
 
 /// `GET /api/openapi.json`.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, body = Object)))]
 pub async fn json(State(spec): State<Spec>) -> Response {
     axum::Json(spec.0.as_ref().clone()).into_response()
 }
@@ -142,6 +145,8 @@ fn esc(s: &str) -> String {
 }
 
 /// `GET /api/docs`: the document rendered as one self-contained page (no scripts to fetch).
+#[utoipa::path(get, path = "/api/docs", tag = "operations", summary = "This document rendered for people (HTML)",
+    responses((status = 200, content_type = "text/html", body = String)))]
 pub async fn docs(State(spec): State<Spec>) -> Html<String> {
     let doc = spec.0.as_ref();
     let mut body = String::from(

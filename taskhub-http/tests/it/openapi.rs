@@ -58,6 +58,11 @@ const API_MD: &[(&str, &str)] = &[
     ("patch", "/api/task-templates/{id}/"),
     ("delete", "/api/task-templates/{id}/"),
     ("post", "/api/task-templates/{id}/instantiate/"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/docs"),
 ];
 
 fn refs(v: &Value, out: &mut Vec<String>) {
@@ -110,15 +115,21 @@ async fn the_served_document_is_valid_and_lists_every_route() -> Result<()> {
                     continue;
                 }
                 let req = Request::builder().method(method.to_uppercase().as_str()).uri(&uri).body(Body::empty())?;
-                let res = app.send(req).await?;
-                let unknown = res.status == StatusCode::NOT_FOUND && res.body["error"]["message"] == "no such route";
+                use http_body_util::BodyExt;
+                use tower::ServiceExt;
+                let res = app.router.clone().oneshot(req).await?;
+                let status = res.status();
+                let body = res.into_body().collect().await?.to_bytes();
+                let unknown =
+                    status == StatusCode::NOT_FOUND && String::from_utf8_lossy(&body).contains("no such route");
                 assert!(
-                    !unknown && res.status != StatusCode::METHOD_NOT_ALLOWED,
+                    !unknown && status != StatusCode::METHOD_NOT_ALLOWED,
                     "{method} {uri} is documented but not served"
                 );
             }
             assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} has no responses");
-            if path.starts_with("/api/") {
+            let operational = op.pointer("/tags/0").and_then(Value::as_str) == Some("operations");
+            if path.starts_with("/api/") && !operational {
                 assert!(
                     op["responses"]["422"].is_object() && op["responses"]["401"].is_object(),
                     "{method} {path} lacks the error responses"
