@@ -132,6 +132,23 @@ pub async fn trim(url: &str, keep: u32) -> Result<()> {
     Ok(())
 }
 
+/// Marks every outbox row unpublished again, so a relay benchmark can drain the same rows anew.
+pub async fn reset_outbox(url: &str) -> Result<u64> {
+    use sqlx::Connection;
+    let sql = "UPDATE outbox SET published_at = NULL";
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        return Ok(sqlx::query(sql).execute(&mut c).await?.rows_affected());
+    }
+    #[cfg(feature = "postgres")]
+    {
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        return Ok(sqlx::query(sql).execute(&mut c).await?.rows_affected());
+    }
+    #[cfg(not(feature = "postgres"))]
+    anyhow::bail!("this build has no PostgreSQL (feature `postgres`)")
+}
+
 /// A realistic task body: a quarter assigned to someone else, tags, a due date.
 pub fn task_body(i: u32, assignee: i64) -> TaskInput {
     let priority = ["low", "medium", "high", "urgent"].get((i % 4) as usize).copied();

@@ -23,6 +23,16 @@ impl RedisPublisher {
         Ok(RedisPublisher { conn, prefix: prefix.into() })
     }
 
+    /// Deletes this publisher's streams of `topics` (tests and benchmarks clean up with it).
+    pub async fn delete_streams(&self, topics: &[&str]) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("DEL");
+        for t in topics {
+            cmd.arg(self.stream(t));
+        }
+        cmd.query_async::<()>(&mut conn).await.map_err(|e| Error::internal(format!("Redis DEL: {e}")))
+    }
+
     /// The stream of `topic`.
     pub fn stream(&self, topic: &str) -> String {
         format!("{}{topic}", self.prefix)

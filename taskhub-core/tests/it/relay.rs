@@ -164,8 +164,8 @@ pub async fn the_relay_publishes_to_redis_streams_in_order(fx: Fx) -> Result<()>
             assert_eq!(f.get("key"), Some(&event.key()));
             got.push((topic, event.id));
         }
-        let _: () = redis::cmd("DEL").arg(publisher.stream(topic)).query_async(&mut conn).await?;
     }
+    publisher.delete_streams(&["user-activities", "task-events"]).await?;
     // Per topic, the stream holds the topic's rows in outbox order.
     for topic in ["user-activities", "task-events"] {
         let want: Vec<_> = rows.iter().filter(|r| r.topic == topic).map(|r| r.event.id).collect();
