@@ -63,6 +63,7 @@ fn relay(c: &mut Criterion) {
                     total
                 });
             });
+            rt.block_on(relay.release()).unwrap_or_else(|e| panic!("release: {e}"));
         }
         #[cfg(feature = "redis")]
         rt.block_on(redis.delete_streams(&[

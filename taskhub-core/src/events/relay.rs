@@ -70,6 +70,14 @@ impl Relay {
         Ok(usize::try_from(marked).unwrap_or(0))
     }
 
+    /// Gives up leadership at once (on shutdown), so another relay takes over without waiting
+    /// for the lease to run out.
+    pub async fn release(&self) -> Result<()> {
+        let mut tx = self.ctx.store.begin().await?;
+        tx.release_lease(LEASE_NAME, &self.holder).await?;
+        tx.commit().await
+    }
+
     /// Publishes until `shutdown`: back to back while there is work, every `idle` when there
     /// is none, and with a growing pause (up to 30 s) while the bus fails.
     pub async fn run(&self, idle: Duration, shutdown: impl Future<Output = ()> + Send) {
@@ -96,6 +104,9 @@ impl Relay {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+        if let Err(e) = self.release().await {
+            tracing::warn!(error = %e, "outbox relay: could not release its lease; it will expire");
         }
     }
 }

@@ -299,6 +299,8 @@ pub trait Tx: Send {
     async fn list_unpublished(&mut self, limit: u32) -> Result<Vec<OutboxRecord>>;
     /// Marks rows published — only while `holder` still holds lease `lease` (a fenced write).
     async fn mark_published(&mut self, ids: &[i64], now: DateTime<Utc>, lease: &str, holder: &str) -> Result<u64>;
+    /// Gives lease `name` up if `holder` holds it, so another may take it at once.
+    async fn release_lease(&mut self, name: &str, holder: &str) -> Result<()>;
     /// Takes or renews lease `name` for `holder` until `until`; false while another holds it.
     async fn acquire_lease(
         &mut self,

@@ -697,6 +697,12 @@ macro_rules! impl_tx {
                 Ok(qb.build().execute(&mut *self.inner).await?.rows_affected())
             }
 
+            async fn release_lease(&mut self, name: &str, holder: &str) -> Result<()> {
+                sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                    .bind(name).bind(holder).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
             async fn acquire_lease(&mut self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool> {
                 let r = sqlx::query(
                     "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \

@@ -134,7 +134,11 @@ pub async fn two_relays_publish_each_row_once_through_one_leader(fx: Fx) -> Resu
     assert_eq!(other.run_once().await?, 0, "the lease is still held");
     fx.clock.advance(chrono::Duration::seconds(16));
     assert_eq!(other.run_once().await?, 1, "the other relay took over");
-    let _ = leader;
+    // A relay that shuts down hands over at once.
+    fx.svc.tasks.create(&a_user, input(json!({"title": "after 2"}))?).await?;
+    assert_eq!(leader.run_once().await?, 0, "the other one leads now");
+    other.release().await?;
+    assert_eq!(leader.run_once().await?, 1, "released: no wait for the lease to run out");
     Ok(())
 }
 
