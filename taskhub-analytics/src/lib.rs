@@ -7,6 +7,8 @@
 //!
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
 
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::future::Future;
@@ -22,6 +24,40 @@ pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()> + Sen
     axum::serve(listener, router()).with_graceful_shutdown(shutdown).await
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"data": {"status": "ok", "service": "analytics"}, "error": null, "meta": {}}))
+/// Liveness, in the envelope: `meta.request_id` is the client's `X-Request-Id` or a new one, and
+/// is echoed in the response header.
+async fn healthz(headers: HeaderMap) -> Response {
+    let id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let body = serde_json::json!({"data": {"status": "ok", "service": "analytics"}, "error": null, "meta": {"request_id": id}});
+    let mut res = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn healthz_answers_in_the_envelope_with_the_request_id() -> Result<(), Box<dyn std::error::Error>> {
+        let req =
+            axum::http::Request::get("/api/v1/analytics/healthz").header("x-request-id", "r-1").body(Body::empty())?;
+        let res = router().oneshot(req).await?;
+        assert_eq!(res.status(), axum::http::StatusCode::OK);
+        assert_eq!(res.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("r-1"));
+        let body: serde_json::Value = serde_json::from_slice(&res.into_body().collect().await?.to_bytes())?;
+        let status = body.pointer("/data/status").and_then(serde_json::Value::as_str);
+        let request_id = body.pointer("/meta/request_id").and_then(serde_json::Value::as_str);
+        assert_eq!((status, request_id), (Some("ok"), Some("r-1")));
+        Ok(())
+    }
 }
