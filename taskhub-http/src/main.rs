@@ -52,8 +52,14 @@ async fn main() -> Result<()> {
 }
 
 async fn serve(cfg: Config, services: Services) -> Result<()> {
+    if cfg.role == Role::Jobs {
+        tracing::info!("job runner started");
+        taskhub_jobs::run(services, std::time::Duration::from_secs(3600), taskhub_core::runtime::shutdown_signal())
+            .await;
+        return Ok(());
+    }
     if !matches!(cfg.role, Role::All | Role::Http) {
-        anyhow::bail!("role {:?} is not available in this build yet; use --role all or --role http", cfg.role);
+        anyhow::bail!("role {:?} is not available in this build yet; use --role all, http or jobs", cfg.role);
     }
     let keys =
         Arc::new(KeyRing::open(&cfg.keys_dir, services.ctx.clock.clone()).context("cannot open the keys directory")?);

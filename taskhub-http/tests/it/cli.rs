@@ -92,3 +92,36 @@ async fn keys_rotate_and_list_show_the_key_states() -> Result<()> {
     assert_eq!(pems, 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn role_jobs_runs_the_maintenance_jobs_and_stops_cleanly_on_sigterm() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let s = Scratch::new()?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskhub"))
+        .current_dir(&s.0)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .args(["--role", "jobs"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut seen = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if line.contains("job done") {
+            seen.push(line.clone());
+        }
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("idempotency_purge")) && seen.iter().any(|l| l.contains("token_purge")),
+        "{seen:?}"
+    );
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    assert!(status.success());
+    assert!(child.wait()?.success(), "a clean exit on SIGTERM");
+    Ok(())
+}
