@@ -118,9 +118,8 @@ pub async fn outbox_envelopes_follow_the_contract(fx: Fx) -> Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no comment.added"))?;
     assert_eq!(commented.key, format!("task:{}", t.id), "a task's comments share its partition key");
     assert_eq!(commented.event.data["changes"]["comment"]["to"]["id"], json!(c.id));
-    let mut ids: Vec<_> = rows.iter().map(|r| r.event.id).collect();
-    ids.dedup();
-    assert_eq!(ids.len(), rows.len());
+    let ids: std::collections::HashSet<_> = rows.iter().map(|r| r.event.id).collect();
+    assert_eq!(ids.len(), rows.len(), "event ids are unique");
     Ok(())
 }
 

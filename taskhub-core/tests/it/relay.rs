@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use taskhub_core::events::{EventPublisher, MemoryBus, OutboxRecord, Relay};
 
-async fn fill(fx: &Fx, n: usize) -> Result<()> {
+/// Registers alice and has her create `n` tasks with a comment each; returns her.
+async fn fill(fx: &Fx, n: usize) -> Result<taskhub_core::Actor> {
     let a = fx.user("alice").await?;
     for i in 0..n {
         let t = fx.svc.tasks.create(&a, input(json!({"title": format!("t{i}")}))?).await?;
         fx.svc.comments.add(&a, t.id, "c").await?;
     }
-    Ok(())
+    Ok(a)
 }
 
 async fn drain(relay: &Relay) -> Result<usize> {
@@ -70,7 +71,7 @@ impl EventPublisher for Flaky {
 }
 
 pub async fn a_failing_bus_loses_nothing_and_a_lost_ack_means_a_resend(fx: Fx) -> Result<()> {
-    fill(&fx, 5).await?;
+    let a = fill(&fx, 5).await?;
     let total = fx.store.read().await?.list_outbox(0, 10_000).await?.len();
     let down = Arc::new(Flaky { inner: MemoryBus::recording(), fail: AtomicUsize::new(3), ack_lost: false });
     let relay = Relay::new(fx.svc.ctx.clone(), down.clone()).with_batch(4);
@@ -82,13 +83,6 @@ pub async fn a_failing_bus_loses_nothing_and_a_lost_ack_means_a_resend(fx: Fx) -
     assert_eq!(down.inner.published().len(), total, "then it drains");
     // A lost acknowledgement: the first batch reaches the bus twice, nothing is missing.
     let fx2 = fx;
-    let a = fx2
-        .svc
-        .users
-        .find_by_username("alice")
-        .await?
-        .map(|u| taskhub_core::Actor::user(u.id))
-        .unwrap_or(taskhub_core::Actor::user(1));
     for i in 0..3 {
         fx2.svc.tasks.create(&a, input(json!({"title": format!("late {i}")}))?).await?;
     }
@@ -108,7 +102,7 @@ pub async fn a_failing_bus_loses_nothing_and_a_lost_ack_means_a_resend(fx: Fx) -
 }
 
 pub async fn two_relays_publish_each_row_once_through_one_leader(fx: Fx) -> Result<()> {
-    fill(&fx, 10).await?;
+    let a_user = fill(&fx, 10).await?;
     let bus = Arc::new(MemoryBus::recording());
     let first = Relay::new(fx.svc.ctx.clone(), bus.clone()).with_batch(3);
     let second = Relay::new(fx.svc.ctx.clone(), bus.clone()).with_batch(3);
@@ -118,17 +112,9 @@ pub async fn two_relays_publish_each_row_once_through_one_leader(fx: Fx) -> Resu
     assert_eq!(a + b, total);
     assert!(a == 0 || b == 0, "one leader published everything ({a} / {b})");
     let ids: Vec<_> = bus.published().into_iter().map(|e| e.event.id).collect();
-    let mut unique = ids.clone();
-    unique.dedup();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "no row twice");
     // The leader stops; once its lease runs out the other takes over.
-    let a_user = fx
-        .svc
-        .users
-        .find_by_username("alice")
-        .await?
-        .map(|u| taskhub_core::Actor::user(u.id))
-        .unwrap_or(taskhub_core::Actor::user(1));
     fx.svc.tasks.create(&a_user, input(json!({"title": "after"}))?).await?;
     let (leader, other) = if a > 0 { (&first, &second) } else { (&second, &first) };
     assert_eq!(other.run_once().await?, 0, "the lease is still held");
