@@ -147,13 +147,7 @@ pub async fn keys(
 ) -> anyhow::Result<()> {
     let keys = taskhub_core::auth::KeyRing::open(&cfg.keys_dir, services.ctx.clock.clone())?;
     if let KeysCommand::Rotate = cmd {
-        let kid = keys.rotate()?;
-        let now = services.ctx.clock.now();
-        let data = serde_json::json!({"kid": kid});
-        let ev = taskhub_core::events::EventEnvelope::new("keys.rotated", "key", 0, None, now, data);
-        let mut tx = services.store().begin().await?;
-        tx.insert_outbox(&ev).await?;
-        tx.commit().await?;
+        let kid = keys.rotate_announced(services.store().as_ref()).await?;
         println!("new signing key {kid}");
     }
     for k in keys.list()? {

@@ -301,6 +301,18 @@ impl KeyRing {
         Ok(kid)
     }
 
+    /// Rotates, then announces `keys.rotated` (system-notifications) through the outbox of
+    /// `store`, so every operator path that rotates tells the audit log the same way.
+    pub async fn rotate_announced(&self, store: &dyn crate::store::Store) -> Result<String> {
+        let kid = self.rotate()?;
+        let data = serde_json::json!({"kid": kid});
+        let ev = crate::events::EventEnvelope::new("keys.rotated", "key", 0, None, self.clock.now(), data);
+        let mut tx = store.begin().await?;
+        tx.insert_outbox(&ev).await?;
+        tx.commit().await?;
+        Ok(kid)
+    }
+
     /// Every key with its effective state now.
     pub fn list(&self) -> Result<Vec<KeyMeta>> {
         let now = self.clock.now();
