@@ -35,6 +35,7 @@ pub mod events;
 pub mod history;
 pub mod idempotency;
 pub mod page;
+pub mod projections;
 pub mod runtime;
 pub mod services;
 pub mod store;

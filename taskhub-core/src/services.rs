@@ -3,6 +3,7 @@
 use crate::auth::PasswordHasher;
 use crate::clock::{Clock, SystemClock};
 use crate::idempotency::IdempotencyService;
+use crate::projections::ProjectionService;
 use crate::store::Store;
 use crate::tasks::{CommentService, TagService, TaskService, TemplateService};
 use crate::teams::TeamService;
@@ -58,6 +59,8 @@ pub struct Services {
     pub templates: TemplateService,
     /// Idempotency keys of actions.
     pub idempotency: IdempotencyService,
+    /// What the event consumers built: feed, search, audit, notifications, counters.
+    pub projections: ProjectionService,
 }
 
 impl Services {
@@ -82,6 +85,7 @@ impl Services {
             templates: TemplateService::new(ctx.clone(), tasks.clone()),
             tasks,
             idempotency: IdempotencyService::new(ctx.clone()),
+            projections: ProjectionService::new(ctx.clone()),
             ctx,
         }
     }

@@ -5,7 +5,7 @@ use super::{EventEnvelope, OutboxRecord};
 use crate::error::Result;
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 /// A bus the outbox relay publishes to.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
@@ -14,6 +14,10 @@ pub trait EventPublisher: Send + Sync {
     /// Publishes `batch` in order and returns only once the bus has acknowledged every event.
     /// An error means nothing may be assumed acknowledged: the relay publishes them again.
     async fn publish(&self, batch: &[OutboxRecord]) -> Result<()>;
+
+    /// Called after the relay recorded a batch as published (the in-process bus wakes its
+    /// readers here: they read what the relay recorded).
+    fn marked(&self) {}
 }
 
 /// One event as a bus carries it.
@@ -32,11 +36,12 @@ pub struct PublishedEvent {
 pub struct MemoryBus {
     log: Option<Mutex<Vec<PublishedEvent>>>,
     live: broadcast::Sender<Arc<PublishedEvent>>,
+    wake: Arc<Notify>,
 }
 
 impl Default for MemoryBus {
     fn default() -> Self {
-        MemoryBus { log: None, live: broadcast::channel(4096).0 }
+        MemoryBus { log: None, live: broadcast::channel(4096).0, wake: Arc::new(Notify::new()) }
     }
 }
 
@@ -54,6 +59,12 @@ impl MemoryBus {
     /// Every event published so far, in publication order (empty unless recording).
     pub fn published(&self) -> Vec<PublishedEvent> {
         self.log.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default()
+    }
+
+    /// What the in-process consumers ([`super::MemorySource`]) wait on: notified each time the
+    /// relay has recorded a batch.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// Events as they are published from now on.
@@ -75,6 +86,10 @@ impl EventPublisher for MemoryBus {
             let _ = self.live.send(Arc::new(e));
         }
         Ok(())
+    }
+
+    fn marked(&self) {
+        self.wake.notify_waiters();
     }
 }
 

@@ -4,14 +4,21 @@
 //! them; a relay publishes the outbox to the configured bus.
 
 mod bus;
+pub mod consumer;
 #[cfg(feature = "redis")]
 mod redis_bus;
+#[cfg(feature = "redis")]
+mod redis_source;
 mod relay;
+mod source;
 
 pub use bus::{EventPublisher, MemoryBus, PublishedEvent};
 #[cfg(feature = "redis")]
 pub use redis_bus::RedisPublisher;
+#[cfg(feature = "redis")]
+pub use redis_source::RedisSource;
 pub use relay::Relay;
+pub use source::{Delivery, EventSource, MemorySource, Position, Subscription};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

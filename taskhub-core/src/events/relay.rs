@@ -67,6 +67,7 @@ impl Relay {
         let mut tx = self.ctx.store.begin().await?;
         let marked = tx.mark_published(&ids, self.ctx.clock.now(), LEASE_NAME, &self.holder).await?;
         tx.commit().await?;
+        self.publisher.marked();
         Ok(usize::try_from(marked).unwrap_or(0))
     }
 

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+pub mod consume;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sql;
@@ -140,7 +141,7 @@ pub trait Store: Send + Sync {
 
 /// One transaction. Dropped without [`Tx::commit`], it rolls back.
 #[async_trait]
-pub trait Tx: Send {
+pub trait Tx: consume::ConsumeTx + Send {
     /// Commits every write of this transaction.
     async fn commit(self: Box<Self>) -> Result<()>;
 

@@ -1,5 +1,6 @@
 //! PostgreSQL backend (feature `postgres`): the scale-out store.
 
+use super::consume::{SearchRow, impl_consume_tx, push_visibility};
 use super::sql::*;
 use super::sql_tx::{Inner, impl_tx};
 use super::{AuthState, Backend, IdempotencyRecord, RefreshUse, Store, TaskRow, Tx, Visibility};
@@ -74,3 +75,51 @@ impl Store for PgStore {
 }
 
 impl_tx!(PgTx, Postgres, "t.title COLLATE \"C\"", " FOR UPDATE");
+impl_consume_tx!(
+    PgTx,
+    Postgres,
+    "LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE",
+    fts_index,
+    fts_unindex,
+    fts_search
+);
+
+async fn fts_index(c: &mut Inner<Postgres>, task: i64, title: &str, body: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO task_search (task_id, document) \
+         VALUES ($1, setweight(to_tsvector('simple', $2), 'A') || setweight(to_tsvector('simple', $3), 'B')) \
+         ON CONFLICT (task_id) DO UPDATE SET document = EXCLUDED.document",
+    )
+    .bind(task)
+    .bind(title)
+    .bind(body)
+    .execute(&mut **c)
+    .await?;
+    Ok(())
+}
+
+async fn fts_unindex(c: &mut Inner<Postgres>, task: i64) -> Result<()> {
+    sqlx::query("DELETE FROM task_search WHERE task_id = $1").bind(task).execute(&mut **c).await?;
+    Ok(())
+}
+
+/// tsvector + GIN with every term required; `ts_rank` with the title weighing A, the body B.
+async fn fts_search(
+    c: &mut Inner<Postgres>,
+    vis: &Visibility,
+    terms: &[String],
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<SearchRow>> {
+    // Terms are runs of letters and digits (see `search::terms`); quoted, each is one lexeme.
+    let expr = terms.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" & ");
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "SELECT t.id AS task_id, t.title, t.description, ts_rank(s.document, q)::float8 AS relevance \
+         FROM task_search s JOIN tasks t ON t.id = s.task_id, to_tsquery('simple', ",
+    );
+    qb.push_bind(expr).push(") q WHERE s.document @@ q AND t.is_archived = FALSE");
+    push_visibility(&mut qb, vis);
+    qb.push(" ORDER BY relevance DESC, t.id LIMIT ").push_bind(i64::from(limit));
+    qb.push(" OFFSET ").push_bind(i64::from(offset));
+    Ok(qb.build_query_as().fetch_all(&mut **c).await?)
+}

@@ -685,8 +685,12 @@ macro_rules! impl_tx {
                 if ids.is_empty() {
                     return Ok(0);
                 }
+                // `seq` stamps publication order for the in-process bus: above every earlier
+                // stamp, in id order within the batch (the relay publishes a batch in id order).
+                let first = ids.iter().copied().min().unwrap_or_default();
                 let mut qb = QueryBuilder::<$db>::new("UPDATE outbox SET published_at = ");
                 qb.push_bind(now);
+                qb.push(", seq = (SELECT COALESCE(MAX(seq), 0) FROM outbox) + 1 + id - ").push_bind(first);
                 qb.push(" WHERE published_at IS NULL AND EXISTS (SELECT 1 FROM leases WHERE name = ").push_bind(lease.to_owned());
                 qb.push(" AND holder = ").push_bind(holder.to_owned()).push(") AND id IN (");
                 let mut sep = qb.separated(", ");

@@ -3,6 +3,7 @@
 //! WAL journal, foreign keys on, and write transactions that take the write lock at `BEGIN`
 //! (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
 
+use super::consume::{SearchRow, impl_consume_tx, push_visibility};
 use super::sql::*;
 use super::sql_tx::{Inner, impl_tx};
 use super::{AuthState, Backend, IdempotencyRecord, RefreshUse, Store, TaskRow, Tx, Visibility};
@@ -78,3 +79,42 @@ impl Store for SqliteStore {
 }
 
 impl_tx!(SqliteTx, Sqlite, "t.title", "");
+impl_consume_tx!(SqliteTx, Sqlite, "", fts_index, fts_unindex, fts_search);
+
+async fn fts_index(c: &mut Inner<Sqlite>, task: i64, title: &str, body: &str) -> Result<()> {
+    sqlx::query("DELETE FROM task_search WHERE rowid = $1").bind(task).execute(&mut **c).await?;
+    sqlx::query("INSERT INTO task_search (rowid, title, body) VALUES ($1, $2, $3)")
+        .bind(task)
+        .bind(title)
+        .bind(body)
+        .execute(&mut **c)
+        .await?;
+    Ok(())
+}
+
+async fn fts_unindex(c: &mut Inner<Sqlite>, task: i64) -> Result<()> {
+    sqlx::query("DELETE FROM task_search WHERE rowid = $1").bind(task).execute(&mut **c).await?;
+    Ok(())
+}
+
+/// FTS5 with every term required; BM25 with the title weighing 10 times the body.
+async fn fts_search(
+    c: &mut Inner<Sqlite>,
+    vis: &Visibility,
+    terms: &[String],
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<SearchRow>> {
+    // Terms are runs of letters and digits (see `search::terms`): quoting each one makes it a
+    // plain phrase, never FTS5 syntax.
+    let expr = terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" ");
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT t.id AS task_id, t.title, t.description, -bm25(task_search, 10.0, 1.0) AS relevance \
+         FROM task_search JOIN tasks t ON t.id = task_search.rowid WHERE task_search MATCH ",
+    );
+    qb.push_bind(expr).push(" AND t.is_archived = FALSE");
+    push_visibility(&mut qb, vis);
+    qb.push(" ORDER BY relevance DESC, t.id LIMIT ").push_bind(i64::from(limit));
+    qb.push(" OFFSET ").push_bind(i64::from(offset));
+    Ok(qb.build_query_as().fetch_all(&mut **c).await?)
+}

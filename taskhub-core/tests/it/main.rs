@@ -12,6 +12,7 @@ mod common;
 mod contract;
 
 mod auth;
+mod consumers;
 mod history_outbox;
 mod model;
 mod paging;
