@@ -88,6 +88,16 @@ pub enum Command {
     /// Manage the token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `taskhub audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit chain; exits non-zero and names the first row that does not hold.
+    Verify,
 }
 
 /// `taskhub keys …`

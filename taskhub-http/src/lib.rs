@@ -15,6 +15,7 @@ pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod feeds;
 pub mod idempotent;
 pub mod metrics;
 pub mod openapi;
@@ -50,12 +51,20 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Request metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Counters of the consumers running in this process (for `/metrics`).
+    pub consumers: Vec<Arc<taskhub_core::events::consumer::ConsumerStats>>,
 }
 
 impl AppState {
     /// State over `services` and `auth`, limiting auth routes to `auth_per_minute` per address.
     pub fn new(services: Services, auth: AuthService, auth_per_minute: u32) -> Self {
-        AppState { services, auth, limiter: Arc::new(RateLimiter::new(auth_per_minute)), metrics: Arc::default() }
+        AppState {
+            services,
+            auth,
+            limiter: Arc::new(RateLimiter::new(auth_per_minute)),
+            metrics: Arc::default(),
+            consumers: Vec::new(),
+        }
     }
 }
 
@@ -146,6 +155,7 @@ pub fn openapi_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .merge(teams::routes())
         .merge(tasks::routes())
         .merge(catalog::routes())
+        .merge(feeds::routes())
 }
 
 /// The OpenAPI document of the API.

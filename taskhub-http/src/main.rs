@@ -9,7 +9,7 @@ use taskhub_core::config::{Config, Role};
 use taskhub_core::users::UserInput;
 use taskhub_core::{Services, store};
 use taskhub_http::AppState;
-use taskhub_http::cli::{Cli, Command, UserCommand};
+use taskhub_http::cli::{AuditCommand, Cli, Command, UserCommand};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -33,6 +33,13 @@ async fn main() -> Result<()> {
             println!("created user {} (id {}, staff: {})", u.username, u.id, u.is_staff);
             Ok(())
         }
+        Command::Audit(AuditCommand::Verify) => match services.projections.verify_audit().await? {
+            Ok(rows) => {
+                println!("audit chain intact: {rows} rows");
+                Ok(())
+            }
+            Err(b) => anyhow::bail!("audit chain broken at row {}: {}", b.id, b.reason),
+        },
         Command::Keys(cmd) => taskhub_http::cli::keys(&cfg, &services, &cmd).await,
         Command::SeedDemo(args) => {
             let started = std::time::Instant::now();
@@ -58,18 +65,40 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
             .await;
         return Ok(());
     }
+    if cfg.role == Role::Events {
+        let bus = taskhub_events::connect_bus(&cfg, &services.ctx).await?;
+        tracing::info!(bus = ?cfg.bus, "event relay and consumers started");
+        let consumers = taskhub_core::projections::all();
+        taskhub_events::start(&services.ctx, &bus, consumers, true, taskhub_core::runtime::shutdown_signal())
+            .join()
+            .await;
+        tracing::info!("stopped cleanly");
+        return Ok(());
+    }
     if !matches!(cfg.role, Role::All | Role::Http) {
-        anyhow::bail!("role {:?} is not available in this build yet; use --role all, http or jobs", cfg.role);
+        anyhow::bail!("role {:?} is not available in this build yet; use --role all, http, jobs or events", cfg.role);
     }
     let keys =
         Arc::new(KeyRing::open(&cfg.keys_dir, services.ctx.clock.clone()).context("cannot open the keys directory")?);
     let settings = TokenSettings { issuer: cfg.jwt_issuer.clone(), audience: cfg.jwt_audience.clone() };
     let auth = AuthService::new(services.ctx.clone(), keys, settings, services.users.hasher().clone());
-    let state = AppState::new(services.clone(), auth, cfg.auth_rate_limit);
+    let mut state = AppState::new(services.clone(), auth, cfg.auth_rate_limit);
     let listener =
         tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     tracing::info!(address = %listener.local_addr()?, role = ?cfg.role, "taskhub listening on http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The embedded server relays its outbox and runs the consumers in-process.
+    let events = if cfg.role == Role::All {
+        let bus = taskhub_events::connect_bus(&cfg, &services.ctx).await?;
+        let mut rx = stop_rx.clone();
+        let rt = taskhub_events::start(&services.ctx, &bus, taskhub_core::projections::all(), true, async move {
+            let _ = rx.changed().await;
+        });
+        state.consumers = rt.stats.clone();
+        Some(rt)
+    } else {
+        None
+    };
     let jobs = (cfg.role == Role::All).then(|| {
         let mut rx = stop_rx.clone();
         tokio::spawn(taskhub_jobs::run(services.clone(), std::time::Duration::from_secs(3600), async move {
@@ -83,6 +112,9 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     .await?;
     if let Some(j) = jobs {
         let _ = j.await;
+    }
+    if let Some(e) = events {
+        e.join().await;
     }
     tracing::info!("stopped cleanly");
     Ok(())

@@ -125,3 +125,44 @@ async fn role_jobs_runs_the_maintenance_jobs_and_stops_cleanly_on_sigterm() -> R
     assert!(child.wait()?.success(), "a clean exit on SIGTERM");
     Ok(())
 }
+
+#[tokio::test]
+async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() -> Result<()> {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use taskhub_core::events::consumer::ConsumerRunner;
+    use taskhub_core::events::{MemoryBus, MemorySource, Relay};
+    let s = Scratch::new()?;
+    let services = Services::new(store::connect(&s.db_url()).await?);
+    for name in ["ann", "ben", "cat"] {
+        let input = taskhub_core::users::UserInput {
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password: "correct horse battery".into(),
+            ..Default::default()
+        };
+        services.users.create_local(input, false).await?;
+    }
+    // Relay the outbox and let the audit-log consumer build its chain.
+    let bus = Arc::new(MemoryBus::new());
+    let relay = Relay::new(services.ctx.clone(), bus.clone());
+    while relay.run_once().await? > 0 {}
+    relay.release().await?;
+    let source = Arc::new(MemorySource::new(services.ctx.clone(), bus.wake_handle()));
+    let runner = ConsumerRunner::new(services.ctx.clone(), source, Arc::new(taskhub_core::projections::AuditLog));
+    let mut sub = runner.subscribe().await?;
+    while !runner.run_once(sub.as_mut(), Duration::from_millis(50)).await?.is_empty() {}
+
+    let ok = s.taskhub(&["audit", "verify"])?;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain intact: 3 rows"));
+
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&s.db_url()).await?;
+    sqlx::query("UPDATE audit_log SET event_type = 'user.deactivated' WHERE id = 2").execute(&mut c).await?;
+    let bad = s.taskhub(&["audit", "verify"])?;
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "a tampered chain must fail");
+    assert!(err.contains("audit chain broken at row 2"), "{err}");
+    Ok(())
+}

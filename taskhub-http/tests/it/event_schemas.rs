@@ -62,6 +62,22 @@ async fn every_emitted_event_matches_its_json_schema() -> Result<()> {
     let cfg = taskhub_core::config::Config { keys_dir: app.keys_dir.clone(), ..Default::default() };
     taskhub_http::cli::keys(&cfg, &app.state.services, &taskhub_http::cli::KeysCommand::Rotate).await?;
 
+    // A message no consumer can read is dead-lettered and announced.
+    let ctx = app.state.services.ctx.clone();
+    let source = std::sync::Arc::new(taskhub_core::events::MemorySource::new(ctx.clone(), std::sync::Arc::default()));
+    let runner = taskhub_core::events::consumer::ConsumerRunner::new(
+        ctx,
+        source,
+        std::sync::Arc::new(taskhub_core::projections::AuditLog),
+    );
+    let poison = taskhub_core::events::Delivery {
+        topic: "user-activities".into(),
+        key: "user:1".into(),
+        payload: b"not an event".to_vec(),
+        position: taskhub_core::events::Position::Seq(0),
+    };
+    runner.handle(&poison).await?;
+
     let schemas = schemas()?;
     let validators: BTreeMap<&String, jsonschema::Validator> = schemas
         .iter()

@@ -10,6 +10,7 @@
 mod app;
 mod cli;
 mod event_schemas;
+mod feeds_api;
 mod identity;
 mod jwks;
 mod openapi;
