@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 and Redis on
-# 127.0.0.1:6379 (the Kafka-protocol broker joins with the Kafka bus). Safe to run when they are.
+# 127.0.0.1:6379 and a Kafka-protocol broker on 127.0.0.1:9092 (scripts/kafka.sh: tansu, installed
+# once per machine). Safe to run when they are.
 set -euo pipefail
 
 wait_for() { # name, command
@@ -27,3 +28,5 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   wait_for Redis "redis-cli -h 127.0.0.1 -p 6379 ping"
 fi
 echo "services: Redis ready on 127.0.0.1:6379"
+
+"$(dirname "$0")/kafka.sh" start

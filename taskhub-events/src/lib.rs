@@ -2,14 +2,14 @@
 //!
 //! TaskHub's event shell: the outbox relay and the five consumers of EVENTS.md (activity feed,
 //! search index, audit log, notifications, analytics aggregator) over the configured bus —
-//! in-process (`memory`), Redis Streams (`redis`) or Kafka (`kafka`, not in this build yet).
+//! in-process (`memory`), Redis Streams (`redis`) or Kafka (`kafka`).
 //!
 //! `taskhub --role events` runs [`run`] on its own; the embedded server (`--role all`) runs the
 //! same thing in-process beside the HTTP server. Several instances may run at once: the relay
 //! elects one leader through a database lease, and each consumer is a group whose members share
 //! the work and whose effects are idempotent by event id.
 //!
-//! Features: `sqlite` (default), `postgres`, `redis`.
+//! Features: `sqlite` (default), `postgres`, `redis`, `kafka`.
 
 use anyhow::{Result, bail};
 use std::future::Future;
@@ -19,6 +19,14 @@ use taskhub_core::config::{BusKind, Config};
 use taskhub_core::events::consumer::{Consumer, ConsumerRunner, ConsumerStats};
 use taskhub_core::events::{EventPublisher, EventSource, MemoryBus, MemorySource, Relay};
 use taskhub_core::services::Ctx;
+
+/// Every topic of EVENTS.md.
+pub const ALL_TOPICS: [&str; 4] = [
+    taskhub_core::events::TOPIC_TASK_EVENTS,
+    taskhub_core::events::TOPIC_USER_ACTIVITIES,
+    taskhub_core::events::TOPIC_ANALYTICS_EVENTS,
+    taskhub_core::events::TOPIC_SYSTEM_NOTIFICATIONS,
+];
 
 /// The two ends of a bus.
 #[derive(Clone)]
@@ -46,7 +54,14 @@ pub async fn connect_bus(cfg: &Config, ctx: &Ctx) -> Result<BusPair> {
         }
         #[cfg(not(feature = "redis"))]
         BusKind::Redis => bail!("this build has no Redis support (feature `redis`)"),
-        BusKind::Kafka => bail!("the Kafka bus is not available in this build yet; use --bus memory or redis"),
+        #[cfg(feature = "kafka")]
+        BusKind::Kafka => {
+            let Some(brokers) = cfg.kafka_brokers.as_deref() else { bail!("--bus kafka needs --kafka-brokers") };
+            let bus = taskhub_core::events::KafkaBus::connect(brokers, "", &ALL_TOPICS).await?;
+            Ok(BusPair { publisher: Arc::new(bus.clone()), source: Arc::new(bus) })
+        }
+        #[cfg(not(feature = "kafka"))]
+        BusKind::Kafka => bail!("this build has no Kafka support (feature `kafka`)"),
     }
 }
 

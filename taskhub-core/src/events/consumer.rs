@@ -136,38 +136,42 @@ impl ConsumerRunner {
     }
 
     /// Runs until `shutdown`; errors of the bus or the database pause it with back-off (the
-    /// unacknowledged batch comes again), they never stop it.
+    /// unacknowledged batch comes again), they never stop it. A batch in flight is finished
+    /// (effects committed, acknowledged) before it stops.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
         let mut sub: Option<Box<dyn Subscription>> = None;
         let mut failures = 0u32;
-        let mut lag_checked = tokio::time::Instant::now() - Duration::from_secs(60);
+        let mut lag_checked: Option<tokio::time::Instant> = None;
         loop {
+            if tokio::time::timeout(Duration::ZERO, &mut shutdown).await.is_ok() {
+                break;
+            }
             let step = async {
                 let s = match sub.as_mut() {
                     Some(s) => s,
                     None => sub.insert(self.subscribe().await?),
                 };
                 let n = self.run_once(s.as_mut(), Duration::from_millis(500)).await?.len();
-                if lag_checked.elapsed() >= Duration::from_secs(1) {
-                    lag_checked = tokio::time::Instant::now();
+                if lag_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    lag_checked = Some(tokio::time::Instant::now());
                     self.stats.lag.store(s.lag().await?, Ordering::Relaxed);
                 }
                 Ok::<usize, Error>(n)
             };
-            let pause = tokio::select! {
-                () = &mut shutdown => break,
-                r = step => match r {
-                    Ok(_) => { failures = 0; Duration::ZERO }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        tracing::warn!(consumer = self.consumer.name(), error = %e, failures, "consumer: batch failed; it will be delivered again");
-                        if failures > 3 {
-                            sub = None; // resubscribe: the connection may be gone
-                        }
-                        Duration::from_millis(100u64.saturating_mul(1 << failures.min(8))).min(Duration::from_secs(30))
+            let pause = match step.await {
+                Ok(_) => {
+                    failures = 0;
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(consumer = self.consumer.name(), error = %e, failures, "consumer: batch failed; it will be delivered again");
+                    if failures > 3 {
+                        sub = None; // resubscribe: the connection may be gone
                     }
-                },
+                    Duration::from_millis(100u64.saturating_mul(1 << failures.min(8))).min(Duration::from_secs(30))
+                }
             };
             if !pause.is_zero() {
                 tokio::select! {

@@ -5,6 +5,8 @@
 
 mod bus;
 pub mod consumer;
+#[cfg(feature = "kafka")]
+mod kafka_bus;
 #[cfg(feature = "redis")]
 mod redis_bus;
 #[cfg(feature = "redis")]
@@ -13,6 +15,8 @@ mod relay;
 mod source;
 
 pub use bus::{EventPublisher, MemoryBus, PublishedEvent};
+#[cfg(feature = "kafka")]
+pub use kafka_bus::KafkaBus;
 #[cfg(feature = "redis")]
 pub use redis_bus::RedisPublisher;
 #[cfg(feature = "redis")]
