@@ -626,6 +626,113 @@ pub async fn search_is_ranked_visible_and_live(fx: Fx, bus: Bus) -> Result<()> {
     Ok(())
 }
 
+/// A bus in front of the real one: `down` refuses everything (the broker is unreachable);
+/// `lose_acks` lets the messages through but loses the acknowledgement, as when the relay dies
+/// between publish and mark.
+struct Faulty {
+    inner: Arc<dyn EventPublisher>,
+    down: std::sync::atomic::AtomicBool,
+    lose_acks: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventPublisher for Faulty {
+    async fn publish(&self, batch: &[taskhub_core::events::OutboxRecord]) -> taskhub_core::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.down.load(SeqCst) {
+            return Err(taskhub_core::Error::internal("broker unavailable"));
+        }
+        self.inner.publish(batch).await?;
+        if self.lose_acks.load(SeqCst) > 0 {
+            self.lose_acks.fetch_sub(1, SeqCst);
+            return Err(taskhub_core::Error::internal("relay killed before marking"));
+        }
+        Ok(())
+    }
+    fn marked(&self) {
+        self.inner.marked();
+    }
+}
+
+pub async fn a_relay_killed_before_marking_resends_and_nothing_is_applied_twice(fx: Fx, bus: Bus) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    workload(&fx, 6).await?;
+    let total = events_on(&fx, &TOPICS).await?.len();
+    let faulty =
+        Arc::new(Faulty { inner: bus.publisher.clone(), down: AtomicBool::new(false), lose_acks: AtomicUsize::new(2) });
+    let dying = Relay::new(fx.svc.ctx.clone(), faulty.clone()).with_batch(10);
+    assert!(dying.run_once().await.is_err(), "published, not marked");
+    // The relay process died: its lease runs out, another relay takes over and sends again.
+    fx.tick(16_000);
+    let next = Relay::new(fx.svc.ctx.clone(), faulty.clone()).with_batch(10);
+    assert!(next.run_once().await.is_err(), "killed once more");
+    fx.tick(16_000);
+    let produced = relay_all(&fx, &bus).await?;
+    let consumer: Arc<dyn Consumer> = Arc::new(projections::AnalyticsAggregator);
+    let outcomes = drain(&runner(&fx, &bus, consumer.clone()), bus.idle()).await?;
+    let expected = events_on(&fx, consumer.topics()).await?.len();
+    let applied = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
+    let skipped = outcomes.iter().filter(|o| **o == Outcome::Duplicate).count();
+    println!(
+        "[{:?}] relay killed twice between publish and mark: events {total}, published after restart {produced}, consumed {}, effects lost {}, duplicate effects {}, resends skipped {skipped}",
+        bus.kind,
+        outcomes.len(),
+        expected.saturating_sub(applied),
+        applied.saturating_sub(expected)
+    );
+    assert_eq!(produced, total, "every row is still unmarked after the crashes, and is sent");
+    assert_eq!(applied, expected, "each event applied exactly once");
+    if bus.kind != BusKind::Memory {
+        // The in-process bus delivers what the relay marked, so it never sees the lost sends.
+        assert!(skipped > 0, "the resent events were delivered twice and skipped");
+    }
+    Ok(())
+}
+
+pub async fn an_unavailable_broker_grows_the_outbox_which_drains_when_it_returns(fx: Fx, bus: Bus) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let alice = fx.user("alice").await?;
+    let faulty =
+        Arc::new(Faulty { inner: bus.publisher.clone(), down: AtomicBool::new(true), lose_acks: AtomicUsize::new(0) });
+    let relay = Relay::new(fx.svc.ctx.clone(), faulty.clone()).with_batch(50);
+    // While the broker is down, commands keep succeeding and the outbox grows.
+    let mut max_backlog = 0;
+    for i in 0..40 {
+        fx.svc.tasks.create(&alice, input(json!({"title": format!("while down {i}")}))?).await?;
+        if i % 10 == 9 {
+            assert!(relay.run_once().await.is_err());
+            max_backlog = max_backlog.max(fx.store.read().await?.list_unpublished(100_000).await?.len());
+        }
+    }
+    assert!(max_backlog >= 41, "outbox grew to {max_backlog}");
+    // The broker comes back: the outbox drains, the consumers catch up.
+    faulty.down.store(false, SeqCst);
+    let mut drained = 0;
+    loop {
+        let n = relay.run_once().await?;
+        if n == 0 {
+            break;
+        }
+        drained += n;
+    }
+    relay.release().await?;
+    assert!(fx.store.read().await?.list_unpublished(10).await?.is_empty());
+    let consumer: Arc<dyn Consumer> = Arc::new(projections::AnalyticsAggregator);
+    let outcomes = drain(&runner(&fx, &bus, consumer.clone()), bus.idle()).await?;
+    let expected = events_on(&fx, consumer.topics()).await?.len();
+    let applied = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
+    println!(
+        "[{:?}] broker down for 40 commands: max outbox backlog {max_backlog}, drained {drained}, consumed {}, effects lost {}",
+        bus.kind,
+        outcomes.len(),
+        expected.saturating_sub(applied)
+    );
+    assert_eq!(drained, max_backlog);
+    assert_eq!(applied, expected);
+    assert_eq!(snapshot(&fx).await?["counter:created"], 40);
+    Ok(())
+}
+
 bus_contract!(
     consumers::every_consumer_applies_each_event_once,
     consumers::poison_messages_go_to_the_dlq_and_the_consumer_moves_on,
@@ -633,4 +740,6 @@ bus_contract!(
     consumers::two_instances_of_each_consumer_end_where_one_would,
     consumers::tampering_with_the_audit_chain_is_detected,
     consumers::search_is_ranked_visible_and_live,
+    consumers::a_relay_killed_before_marking_resends_and_nothing_is_applied_twice,
+    consumers::an_unavailable_broker_grows_the_outbox_which_drains_when_it_returns,
 );

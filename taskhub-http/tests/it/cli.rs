@@ -166,3 +166,84 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() -> Re
     assert!(err.contains("audit chain broken at row 2"), "{err}");
     Ok(())
 }
+
+/// `SELECT COUNT(*) …` on a scratch database.
+async fn count(url: &str, sql: &str) -> Result<i64> {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(url).await?;
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut c).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_events_killed_with_sigkill_resumes_without_loss_or_duplicate_effects() -> Result<()> {
+    use std::time::{Duration, Instant};
+    let s = Scratch::new()?;
+    let url = s.db_url();
+    let services = Services::new(store::connect(&url).await?);
+    let input = taskhub_core::users::UserInput {
+        username: "ann".into(),
+        email: "ann@example.com".into(),
+        password: "correct horse battery".into(),
+        ..Default::default()
+    };
+    let ann = Actor::user(services.users.create_local(input, false).await?.id);
+    const TASKS: i64 = 300;
+    for i in 0..TASKS {
+        let t =
+            services.tasks.create(&ann, serde_json::from_value(serde_json::json!({"title": format!("t{i}")}))?).await?;
+        services.comments.add(&ann, t.id, "c").await?;
+    }
+    let per_topic = |t: &str| format!("SELECT COUNT(*) FROM outbox WHERE topic = '{t}'");
+    let (task_ev, user_ev) =
+        (count(&url, &per_topic("task-events")).await?, count(&url, &per_topic("user-activities")).await?);
+    // activity (both), search (tasks), audit (users), notifications (tasks), analytics (tasks).
+    let expected = (task_ev + user_ev) + task_ev + user_ev + task_ev + task_ev;
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_taskhub"))
+            .current_dir(&s.0)
+            .env("RUST_LOG", "warn")
+            .args(["--role", "events"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    let processed = || count(&url, "SELECT COUNT(*) FROM consumer_processed");
+    let mut child = spawn()?;
+    let started = Instant::now();
+    while processed().await? < expected / 4 {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "the consumers never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill()?; // SIGKILL, mid-batch
+    child.wait()?;
+    let at_kill = processed().await?;
+    let mut child = spawn()?;
+    while processed().await? < expected {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the restarted consumers never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    assert!(status.success());
+    assert!(child.wait()?.success(), "a clean exit on SIGTERM");
+    let done = processed().await?;
+    let counter = |m: &str| {
+        format!("SELECT COALESCE(SUM(value), 0) FROM analytics_daily WHERE metric = '{m}' AND dimension = ''")
+    };
+    let created = count(&url, &counter("created")).await?;
+    let comments = count(&url, &counter("comments")).await?;
+    let docs = count(&url, "SELECT COUNT(*) FROM task_search").await?;
+    let feed = count(&url, "SELECT COUNT(*) FROM activity_feed").await?;
+    println!(
+        "kill -9 of --role events: events produced {}, effects expected {expected}, applied before the kill {at_kill}, applied in all {done}, effects lost {}, duplicate effects {}",
+        task_ev + user_ev,
+        expected - done.min(expected),
+        (created - TASKS).max(0) + (comments - TASKS).max(0)
+    );
+    assert_eq!(done, expected, "every event applied once by every consumer");
+    assert_eq!((created, comments, docs), (TASKS, TASKS, TASKS), "no counter counted twice, every task indexed");
+    assert_eq!(feed, task_ev + user_ev, "one feed row per event for its only user");
+    let ok = s.taskhub(&["audit", "verify"])?;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    Ok(())
+}
