@@ -37,6 +37,7 @@ pub struct KafkaBus {
     prefix: String,
     producer: FutureProducer,
     send_timeout: Duration,
+    fetch_wait: Duration,
 }
 
 impl KafkaBus {
@@ -52,7 +53,13 @@ impl KafkaBus {
             .set("linger.ms", "2")
             .create()
             .map_err(kafka_err("producer"))?;
-        let bus = KafkaBus { brokers: brokers.to_owned(), prefix, producer, send_timeout: Duration::from_secs(30) };
+        let bus = KafkaBus {
+            brokers: brokers.to_owned(),
+            prefix,
+            producer,
+            send_timeout: Duration::from_secs(30),
+            fetch_wait: Duration::from_millis(50),
+        };
         let mut all: Vec<String> = topics.iter().map(|t| bus.name(t)).collect();
         all.extend(topics.iter().map(|t| bus.name(&format!("{t}.dlq"))));
         bus.create_topics(&all).await?;
@@ -62,6 +69,13 @@ impl KafkaBus {
     /// How long a publish may wait for the broker before it fails (and the relay retries).
     pub fn with_send_timeout(mut self, t: Duration) -> Self {
         self.send_timeout = t;
+        self
+    }
+
+    /// How long a consumer's fetch may wait on the broker for data (default 50 ms; lower means
+    /// lower latency on brokers that hold fetches for the whole wait, and more idle requests).
+    pub fn with_fetch_wait(mut self, t: Duration) -> Self {
+        self.fetch_wait = t;
         self
     }
 
@@ -155,6 +169,7 @@ impl EventSource for KafkaBus {
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", self.fetch_wait.as_millis().to_string())
             .create()
             .map_err(kafka_err("consumer"))?;
         let names: Vec<String> = topics.iter().map(|t| self.name(t)).collect();
