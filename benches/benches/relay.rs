@@ -1,8 +1,9 @@
 //! Outbox relay throughput: draining every row of the 10k data set's outbox (≈10k events) to the
-//! in-process bus and (with `--features redis`) to Redis Streams, on SQLite and PostgreSQL.
+//! in-process bus, Redis Streams (`--features redis`) and Kafka (`--features kafka`), on SQLite and
+//! PostgreSQL.
 //! Reported as time per drain; events/s = rows / time (printed once per case).
 //!
-//! `cargo bench -p taskhub-benches --bench relay --features postgres,redis`
+//! `cargo bench -p taskhub-benches --bench relay --features postgres,redis,kafka`
 #![expect(clippy::panic, reason = "a benchmark has no caller to report to: a broken set-up aborts it")]
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -31,6 +32,17 @@ fn relay(c: &mut Criterion) {
                 .unwrap_or_else(|e| panic!("redis: {e}"));
             buses.push(("redis", Arc::new(p.clone())));
             p
+        };
+        #[cfg(feature = "kafka")]
+        let kafka = {
+            let brokers = std::env::var("TASKHUB_BENCH_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+            let prefix = format!("taskhub-bench-{}-{engine:?}.", std::process::id());
+            let topics = ["task-events", "user-activities", "analytics-events", "system-notifications"];
+            let b = rt
+                .block_on(taskhub_core::events::KafkaBus::connect(&brokers, prefix, &topics))
+                .unwrap_or_else(|e| panic!("kafka: {e}"));
+            buses.push(("kafka", Arc::new(b.clone())));
+            b
         };
         for (bus, publisher) in buses {
             let relay = Relay::new(ds.services.ctx.clone(), publisher).with_batch(500);
@@ -73,6 +85,14 @@ fn relay(c: &mut Criterion) {
             "system-notifications",
         ]))
         .unwrap_or_else(|e| panic!("redis cleanup: {e}"));
+        #[cfg(feature = "kafka")]
+        rt.block_on(kafka.delete_topics(&[
+            "task-events",
+            "user-activities",
+            "analytics-events",
+            "system-notifications",
+        ]))
+        .unwrap_or_else(|e| panic!("kafka cleanup: {e}"));
     }
     g.finish();
 }

@@ -55,13 +55,13 @@ impl Store for PgStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx { inner: Inner::Tx(self.pool.begin().await?) }))
+        Ok(Box::new(PgTx { inner: Inner::Tx(self.pool.begin().await?), writer: None }))
     }
 
     /// Reads run in autocommit: at READ COMMITTED each statement takes its own snapshot inside a
     /// transaction too, so BEGIN/ROLLBACK would only cost two round trips.
     async fn read(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(PgTx { inner: Inner::Conn(self.pool.acquire().await?) }))
+        Ok(Box::new(PgTx { inner: Inner::Conn(self.pool.acquire().await?), writer: None }))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -38,6 +38,9 @@ macro_rules! impl_tx {
         /// A transaction on this engine.
         pub(crate) struct $tx {
             pub(crate) inner: $crate::store::sql_tx::Inner<$db>,
+            /// The process's write turn (SQLite), released after commit or rollback.
+            #[allow(dead_code, reason = "held for its drop")]
+            pub(crate) writer: Option<tokio::sync::OwnedMutexGuard<()>>,
         }
 
         impl $tx {

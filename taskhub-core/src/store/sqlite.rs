@@ -21,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -29,6 +30,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Writers of this process take turns here, in arrival order, instead of polling SQLite's
+    /// busy handler (which sleeps up to 100 ms between tries and makes the latency tail long).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -45,7 +49,7 @@ impl SqliteStore {
         let max = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { max_connections.max(1) };
         let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer: Arc::default() })
     }
 
     /// The pool, for embedding apps that keep their own tables beside TaskHub's.
@@ -61,11 +65,13 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqliteTx { inner: Inner::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?) }))
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx { inner: Inner::Tx(tx), writer: Some(turn) }))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqliteTx { inner: Inner::Tx(self.pool.begin().await?) }))
+        Ok(Box::new(SqliteTx { inner: Inner::Tx(self.pool.begin().await?), writer: None }))
     }
 
     async fn ping(&self) -> Result<()> {
