@@ -116,3 +116,85 @@ pub fn start(
     }
     EventsRuntime { stats, tasks }
 }
+
+/// Reads one counter of a consumer.
+type StatOf = fn(&taskhub_core::events::consumer::ConsumerStats) -> u64;
+
+/// Appends the consumers' counters and lag to a Prometheus text exposition.
+pub fn render_metrics(out: &mut String, stats: &[std::sync::Arc<taskhub_core::events::consumer::ConsumerStats>]) {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    if stats.is_empty() {
+        return;
+    }
+    let series: [(&str, &str, &str, StatOf); 5] = [
+        ("taskhub_consumer_lag", "gauge", "Messages the consumer's group has not acknowledged yet.", |s| {
+            s.lag.load(Relaxed)
+        }),
+        ("taskhub_consumer_applied_total", "counter", "Events whose effect was applied.", |s| s.applied.load(Relaxed)),
+        ("taskhub_consumer_duplicates_total", "counter", "Redelivered events skipped (already applied).", |s| {
+            s.duplicates.load(Relaxed)
+        }),
+        ("taskhub_consumer_dead_lettered_total", "counter", "Messages sent to a dead-letter topic.", |s| {
+            s.dead_lettered.load(Relaxed)
+        }),
+        ("taskhub_consumer_failures_total", "counter", "Failed attempts (retried or dead-lettered).", |s| {
+            s.failures.load(Relaxed)
+        }),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for s in stats {
+            let _ = writeln!(out, "{name}{{consumer=\"{}\"}} {}", s.name, value(s));
+        }
+    }
+}
+
+/// The operations routes of a process running only the events role: `GET /healthz` and
+/// `GET /metrics` (each consumer's lag and counters, and the database pool).
+pub fn ops_router(services: taskhub_core::Services, stats: Vec<Arc<ConsumerStats>>) -> axum::Router {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let healthz = || async { axum::Json(serde_json::json!({"data": {"status": "ok"}, "error": null, "meta": {}})) };
+    let metrics = move || {
+        let stats = stats.clone();
+        let services = services.clone();
+        async move {
+            let mut out = String::new();
+            let (open, idle) = services.store().pool_stats();
+            out.push_str("# HELP taskhub_db_pool_connections Database pool connections by state.\n");
+            out.push_str("# TYPE taskhub_db_pool_connections gauge\n");
+            out.push_str(&format!("taskhub_db_pool_connections{{state=\"open\"}} {open}\n"));
+            out.push_str(&format!("taskhub_db_pool_connections{{state=\"idle\"}} {idle}\n"));
+            render_metrics(&mut out, &stats);
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+        }
+    };
+    axum::Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics))
+}
+
+/// Runs the events role until SIGINT/SIGTERM: the relay, the five consumers, and the operations
+/// routes on `cfg.bind` (logged as the address it listens on).
+pub async fn serve(cfg: &Config, services: taskhub_core::Services) -> Result<()> {
+    let bus = connect_bus(cfg, &services.ctx).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(address = %addr, bus = ?cfg.bus, "taskhub events listening on http://{addr} (relay and consumers started)");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut rx = stop_rx.clone();
+    let rt = start(&services.ctx, &bus, taskhub_core::projections::all(), true, async move {
+        let _ = rx.wait_for(|s| *s).await;
+    });
+    let app = ops_router(services, rt.stats.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            taskhub_core::runtime::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    rt.join().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

@@ -13,16 +13,5 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("cannot open the database {}", store::redact_url(&cfg.database_url)))?;
     let services = Services::new(store);
-    let bus = taskhub_events::connect_bus(&cfg, &services.ctx).await?;
-    tracing::info!(bus = ?cfg.bus, "event relay and consumers started");
-    let rt = taskhub_events::start(
-        &services.ctx,
-        &bus,
-        taskhub_core::projections::all(),
-        true,
-        taskhub_core::runtime::shutdown_signal(),
-    );
-    rt.join().await;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    taskhub_events::serve(&cfg, services).await
 }

@@ -66,14 +66,7 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
         return Ok(());
     }
     if cfg.role == Role::Events {
-        let bus = taskhub_events::connect_bus(&cfg, &services.ctx).await?;
-        tracing::info!(bus = ?cfg.bus, "event relay and consumers started");
-        let consumers = taskhub_core::projections::all();
-        taskhub_events::start(&services.ctx, &bus, consumers, true, taskhub_core::runtime::shutdown_signal())
-            .join()
-            .await;
-        tracing::info!("stopped cleanly");
-        return Ok(());
+        return taskhub_events::serve(&cfg, services).await;
     }
     if !matches!(cfg.role, Role::All | Role::Http) {
         anyhow::bail!("role {:?} is not available in this build yet; use --role all, http, jobs or events", cfg.role);

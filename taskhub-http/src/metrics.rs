@@ -106,39 +106,6 @@ pub struct RoutePattern(pub String);
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
     let mut body = state.metrics.render(state.services.store().pool_stats());
-    render_consumers(&mut body, &state.consumers);
+    taskhub_events::render_metrics(&mut body, &state.consumers);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-/// Reads one counter of a consumer.
-type StatOf = fn(&taskhub_core::events::consumer::ConsumerStats) -> u64;
-
-/// The consumers' counters and lag.
-fn render_consumers(out: &mut String, stats: &[std::sync::Arc<taskhub_core::events::consumer::ConsumerStats>]) {
-    use std::sync::atomic::Ordering::Relaxed;
-    if stats.is_empty() {
-        return;
-    }
-    let series: [(&str, &str, &str, StatOf); 5] = [
-        ("taskhub_consumer_lag", "gauge", "Messages the consumer's group has not acknowledged yet.", |s| {
-            s.lag.load(Relaxed)
-        }),
-        ("taskhub_consumer_applied_total", "counter", "Events whose effect was applied.", |s| s.applied.load(Relaxed)),
-        ("taskhub_consumer_duplicates_total", "counter", "Redelivered events skipped (already applied).", |s| {
-            s.duplicates.load(Relaxed)
-        }),
-        ("taskhub_consumer_dead_lettered_total", "counter", "Messages sent to a dead-letter topic.", |s| {
-            s.dead_lettered.load(Relaxed)
-        }),
-        ("taskhub_consumer_failures_total", "counter", "Failed attempts (retried or dead-lettered).", |s| {
-            s.failures.load(Relaxed)
-        }),
-    ];
-    for (name, kind, help, value) in series {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for s in stats {
-            let _ = writeln!(out, "{name}{{consumer=\"{}\"}} {}", s.name, value(s));
-        }
-    }
 }

@@ -202,7 +202,7 @@ async fn role_events_killed_with_sigkill_resumes_without_loss_or_duplicate_effec
         Command::new(env!("CARGO_BIN_EXE_taskhub"))
             .current_dir(&s.0)
             .env("RUST_LOG", "warn")
-            .args(["--role", "events"])
+            .args(["--role", "events", "--bind", "127.0.0.1:0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

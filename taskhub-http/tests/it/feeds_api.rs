@@ -125,3 +125,39 @@ async fn consumers_feed_the_read_back_routes() -> Result<()> {
     assert!(text.contains("taskhub_consumer_applied_total{consumer=\"notifications\"}"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_role_serves_health_and_consumer_metrics() -> Result<()> {
+    let (app, _stop) = with_consumers().await?;
+    app.user("alice").await?;
+    let ops = taskhub_events::ops_router(app.state.services.clone(), app.state.consumers.clone());
+    let get = |uri: &'static str| {
+        let ops = ops.clone();
+        async move {
+            let req = axum::http::Request::builder().uri(uri).body(axum::body::Body::empty())?;
+            let res = tower::ServiceExt::oneshot(ops, req).await?;
+            let status = res.status();
+            let bytes = http_body_util::BodyExt::collect(res.into_body()).await?.to_bytes();
+            Ok::<_, anyhow::Error>((status, String::from_utf8_lossy(&bytes).into_owned()))
+        }
+    };
+    let (status, body) = get("/healthz").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"ok\""), "{body}");
+    // The audit log applies alice's registration and login; the counter shows them.
+    for _ in 0..200 {
+        let (_, text) = get("/metrics").await?;
+        let applied = text
+            .lines()
+            .find_map(|l| l.strip_prefix("taskhub_consumer_applied_total{consumer=\"audit-log\"} "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if applied >= 2 {
+            assert!(text.contains("taskhub_consumer_lag{consumer=\"audit-log\"}"));
+            assert!(text.contains("taskhub_db_pool_connections{state=\"open\"}"));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the audit-log counter never showed the applied event")
+}
