@@ -34,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod idempotency;
+pub mod maintenance;
 pub mod page;
 pub mod projections;
 pub mod runtime;

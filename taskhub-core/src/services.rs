@@ -3,6 +3,7 @@
 use crate::auth::PasswordHasher;
 use crate::clock::{Clock, SystemClock};
 use crate::idempotency::IdempotencyService;
+use crate::maintenance::MaintenanceService;
 use crate::projections::ProjectionService;
 use crate::store::Store;
 use crate::tasks::{CommentService, TagService, TaskService, TemplateService};
@@ -61,6 +62,8 @@ pub struct Services {
     pub idempotency: IdempotencyService,
     /// What the event consumers built: feed, search, audit, notifications, counters.
     pub projections: ProjectionService,
+    /// The maintenance jobs' work: overdue scan, archive cleanup, daily summaries.
+    pub maintenance: MaintenanceService,
 }
 
 impl Services {
@@ -86,6 +89,7 @@ impl Services {
             tasks,
             idempotency: IdempotencyService::new(ctx.clone()),
             projections: ProjectionService::new(ctx.clone()),
+            maintenance: MaintenanceService::new(ctx.clone()),
             ctx,
         }
     }

@@ -8,6 +8,13 @@
 //!   24 hours, the window API.md promises, so the table does not grow without bound.
 //! - `token_purge` (queue `long`, hourly): deletes expired refresh tokens, sessions and access
 //!   token revocations — an expired token is refused on its own, its row is dead weight.
+//! - `overdue_scan` (queue `long`, hourly): announces each task that became overdue once (an
+//!   `overdue` history row and a `task.overdue` event); it never changes a status.
+//! - `archive_cleanup` (queue `long`, checked hourly): deletes tasks archived more than 30 days
+//!   ago with their comments and history, recorded as a `tasks.purged` event.
+//!
+//! Each is idempotent, so several runners at once do no harm. The apalis runner with its
+//! queues, mail and monitoring is not in this build yet.
 //!
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
 
@@ -58,6 +65,15 @@ pub async fn run(services: Services, every: Duration, shutdown: impl Future<Outp
                 match purge_expired_tokens(&services).await {
                     Ok(n) => tracing::info!(job = "token_purge", queue = QUEUE_LONG, purged = n, "job done"),
                     Err(e) => tracing::error!(job = "token_purge", queue = QUEUE_LONG, error = %e, "job failed"),
+                }
+                match services.maintenance.overdue_scan().await {
+                    Ok(ids) => tracing::info!(job = "overdue_scan", queue = QUEUE_LONG, announced = ids.len(), "job done"),
+                    Err(e) => tracing::error!(job = "overdue_scan", queue = QUEUE_LONG, error = %e, "job failed"),
+                }
+                let retention = taskhub_core::maintenance::DEFAULT_ARCHIVE_RETENTION;
+                match services.maintenance.archive_cleanup(retention).await {
+                    Ok(n) => tracing::info!(job = "archive_cleanup", queue = QUEUE_LONG, deleted = n, "job done"),
+                    Err(e) => tracing::error!(job = "archive_cleanup", queue = QUEUE_LONG, error = %e, "job failed"),
                 }
             }
         }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 pub mod consume;
+pub mod maintain;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sql;
@@ -141,7 +142,7 @@ pub trait Store: Send + Sync {
 
 /// One transaction. Dropped without [`Tx::commit`], it rolls back.
 #[async_trait]
-pub trait Tx: consume::ConsumeTx + Send {
+pub trait Tx: consume::ConsumeTx + maintain::MaintainTx + Send {
     /// Commits every write of this transaction.
     async fn commit(self: Box<Self>) -> Result<()>;
 

@@ -1,6 +1,7 @@
 //! PostgreSQL backend (feature `postgres`): the scale-out store.
 
 use super::consume::{SearchRow, impl_consume_tx, push_visibility};
+use super::maintain::impl_maintain_tx;
 use super::sql::*;
 use super::sql_tx::{Inner, impl_tx};
 use super::{AuthState, Backend, IdempotencyRecord, RefreshUse, Store, TaskRow, Tx, Visibility};
@@ -123,3 +124,5 @@ async fn fts_search(
     qb.push(" OFFSET ").push_bind(i64::from(offset));
     Ok(qb.build_query_as().fetch_all(&mut **c).await?)
 }
+
+impl_maintain_tx!(PgTx, Postgres);

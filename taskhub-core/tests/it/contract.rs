@@ -57,4 +57,7 @@ contract!(
     teams_users::deleting_a_team_keeps_its_tasks,
     teams_users::user_rules_hide_emails_and_guard_staff_actions,
     teams_users::usernames_and_emails_are_unique_case_insensitively,
+    maintenance::the_overdue_scan_announces_each_overdue_spell_once,
+    maintenance::the_cleanup_deletes_only_tasks_archived_long_ago,
+    maintenance::a_daily_summary_is_claimed_at_most_once_a_day,
 );

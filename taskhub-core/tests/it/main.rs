@@ -14,6 +14,7 @@ mod contract;
 mod auth;
 mod consumers;
 mod history_outbox;
+mod maintenance;
 mod model;
 mod paging;
 mod relay;

@@ -112,14 +112,13 @@ async fn role_jobs_runs_the_maintenance_jobs_and_stops_cleanly_on_sigterm() -> R
         if line.contains("job done") {
             seen.push(line.clone());
         }
-        if seen.len() == 2 {
+        if seen.len() == 4 {
             break;
         }
     }
-    assert!(
-        seen.iter().any(|l| l.contains("idempotency_purge")) && seen.iter().any(|l| l.contains("token_purge")),
-        "{seen:?}"
-    );
+    for job in ["idempotency_purge", "token_purge", "overdue_scan", "archive_cleanup"] {
+        assert!(seen.iter().any(|l| l.contains(job)), "{job} ran: {seen:?}");
+    }
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
     assert!(status.success());
     assert!(child.wait()?.success(), "a clean exit on SIGTERM");

@@ -62,6 +62,25 @@ async fn every_emitted_event_matches_its_json_schema() -> Result<()> {
     let cfg = taskhub_core::config::Config { keys_dir: app.keys_dir.clone(), ..Default::default() };
     taskhub_http::cli::keys(&cfg, &app.state.services, &taskhub_http::cli::KeysCommand::Rotate).await?;
 
+    // The maintenance jobs: a task becomes overdue; a long-archived one is purged.
+    let a = app.login("alice").await?.0;
+    let late = app
+        .post(
+            "/api/tasks/",
+            Some(&a),
+            json!({"title": "late", "due_date": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}),
+        )
+        .await?
+        .body["data"]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let gone = app.post("/api/tasks/", Some(&a), json!({"title": "gone"})).await?.body["data"]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    app.post(&format!("/api/tasks/{gone}/archive/"), Some(&a), json!({})).await?;
+    app.clock.advance(chrono::Duration::days(31));
+    assert_eq!(app.state.services.maintenance.overdue_scan().await?, vec![late]);
+    assert_eq!(app.state.services.maintenance.archive_cleanup(chrono::Duration::days(30)).await?, 1);
     // A message no consumer can read is dead-lettered and announced.
     let ctx = app.state.services.ctx.clone();
     let source = std::sync::Arc::new(taskhub_core::events::MemorySource::new(ctx.clone(), std::sync::Arc::default()));
