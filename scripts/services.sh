@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 and Redis on
 # 127.0.0.1:6379 and a Kafka-protocol broker on 127.0.0.1:9092 (scripts/kafka.sh: tansu, installed
-# once per machine). Safe to run when they are.
+# once per machine), and installs the SMTP server the mail tests start (aiosmtpd). Safe to run
+# when they are.
 set -euo pipefail
 
 wait_for() { # name, command
@@ -30,3 +31,10 @@ fi
 echo "services: Redis ready on 127.0.0.1:6379"
 
 "$(dirname "$0")/kafka.sh" start
+
+# The SMTP server of the mail tests (they start it themselves): aiosmtpd, from PyPI.
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "services: installing aiosmtpd (SMTP server for the mail tests)"
+  python3 -m pip install --user --quiet --disable-pip-version-check aiosmtpd
+fi
+echo "services: aiosmtpd available"

@@ -86,10 +86,18 @@ pub struct Config {
     pub log: String,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
+    /// SMTP server for mail (`smtp://host:port`, `smtps://…`); unset: mail goes to `mail_dir`.
+    pub smtp_url: Option<String>,
+    /// Directory of the file mailbox (one `.eml` per message) when no SMTP server is set.
+    pub mail_dir: PathBuf,
+    /// Sender address of TaskHub's mail.
+    pub mail_from: String,
+    /// Where people reach the pages (links in mail).
+    pub public_url: String,
 }
 
 /// The keys of [`Config`], as file keys and (upper-cased, `TASKHUB_`-prefixed) variables.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 19] = [
     "role",
     "bind",
     "database_url",
@@ -105,6 +113,10 @@ pub const KEYS: [&str; 15] = [
     "auth_rate_limit",
     "log",
     "log_json",
+    "smtp_url",
+    "mail_dir",
+    "mail_from",
+    "public_url",
 ];
 
 impl Default for Config {
@@ -125,6 +137,10 @@ impl Default for Config {
             auth_rate_limit: 60,
             log: "info".into(),
             log_json: false,
+            smtp_url: None,
+            mail_dir: PathBuf::from("mail"),
+            mail_from: "TaskHub <taskhub@localhost>".into(),
+            public_url: "http://127.0.0.1:8000".into(),
         }
     }
 }

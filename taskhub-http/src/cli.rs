@@ -59,6 +59,14 @@ pub struct Flags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
+    /// SMTP server for mail (`smtp://host:port`); unset: mail goes to `--mail-dir`.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
+    /// Directory of the file mailbox (one .eml per message).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_dir: Option<std::path::PathBuf>,
     /// JWT issuer.
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

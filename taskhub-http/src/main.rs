@@ -61,8 +61,15 @@ async fn main() -> Result<()> {
 async fn serve(cfg: Config, services: Services) -> Result<()> {
     if cfg.role == Role::Jobs {
         tracing::info!("job runner started");
-        taskhub_jobs::run(services, std::time::Duration::from_secs(3600), taskhub_core::runtime::shutdown_signal())
-            .await;
+        let sender =
+            taskhub_jobs::mail::MailSender::new(services.clone(), taskhub_jobs::mailer(&cfg)?, cfg.public_url.clone());
+        taskhub_jobs::run(
+            services,
+            std::time::Duration::from_secs(3600),
+            Some(sender),
+            taskhub_core::runtime::shutdown_signal(),
+        )
+        .await;
         return Ok(());
     }
     if cfg.role == Role::Events {
@@ -92,12 +99,21 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     } else {
         None
     };
-    let jobs = (cfg.role == Role::All).then(|| {
+    let jobs = if cfg.role == Role::All {
         let mut rx = stop_rx.clone();
-        tokio::spawn(taskhub_jobs::run(services.clone(), std::time::Duration::from_secs(3600), async move {
-            let _ = rx.changed().await;
-        }))
-    });
+        let sender =
+            taskhub_jobs::mail::MailSender::new(services.clone(), taskhub_jobs::mailer(&cfg)?, cfg.public_url.clone());
+        Some(tokio::spawn(taskhub_jobs::run(
+            services.clone(),
+            std::time::Duration::from_secs(3600),
+            Some(sender),
+            async move {
+                let _ = rx.changed().await;
+            },
+        )))
+    } else {
+        None
+    };
     taskhub_http::run(listener, state, async move {
         taskhub_core::runtime::shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -13,10 +13,15 @@
 //! - `archive_cleanup` (queue `long`, checked hourly): deletes tasks archived more than 30 days
 //!   ago with their comments and history, recorded as a `tasks.purged` event.
 //!
+//! - `task_notification` (queue `interactive`, every second): sends the mail the notifications
+//!   consumer queued (see [`mail`]), retried with back-off, dead after 5 tries with the error.
+//!
 //! Each is idempotent, so several runners at once do no harm. The apalis runner with its
 //! queues, mail and monitoring is not in this build yet.
 //!
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
+
+pub mod mail;
 
 use std::future::Future;
 use std::time::Duration;
@@ -48,15 +53,40 @@ pub async fn purge_expired_tokens(services: &Services) -> taskhub_core::Result<u
     Ok(n)
 }
 
-/// Runs the periodic jobs every `every` until `shutdown` resolves. A failing run is logged and
-/// retried at the next tick; the process never dies of it.
-pub async fn run(services: Services, every: Duration, shutdown: impl Future<Output = ()> + Send) {
+/// The mailer `cfg` names: SMTP when `smtp_url` is set, else the file mailbox in `mail_dir`.
+pub fn mailer(cfg: &taskhub_core::config::Config) -> anyhow::Result<std::sync::Arc<dyn mail::Mailer>> {
+    Ok(match cfg.smtp_url.as_deref() {
+        Some(url) => std::sync::Arc::new(mail::SmtpMailer::new(url, &cfg.mail_from)?),
+        None => std::sync::Arc::new(mail::FileMailbox::new(&cfg.mail_dir, &cfg.mail_from)?),
+    })
+}
+
+/// Runs the periodic jobs every `every`, and sends queued mail every second (queue
+/// `interactive`), until `shutdown` resolves. A failing run is logged and retried at the next
+/// tick; the process never dies of it.
+pub async fn run(
+    services: Services,
+    every: Duration,
+    mail: Option<mail::MailSender>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut mail_tick = tokio::time::interval(Duration::from_secs(1));
+    mail_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            _ = mail_tick.tick(), if mail.is_some() => {
+                if let Some(sender) = &mail {
+                    match sender.run_once().await {
+                        Ok(r) if r == mail::SendReport::default() => {}
+                        Ok(r) => tracing::info!(job = "task_notification", queue = QUEUE_INTERACTIVE, sent = r.sent, retried = r.retried, dead = r.dead, "job done"),
+                        Err(e) => tracing::error!(job = "task_notification", queue = QUEUE_INTERACTIVE, error = %e, "job failed"),
+                    }
+                }
+            }
             _ = tick.tick() => {
                 match purge_idempotency_keys(&services).await {
                     Ok(n) => tracing::info!(job = "idempotency_purge", queue = QUEUE_LONG, purged = n, "job done"),

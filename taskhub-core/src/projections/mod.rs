@@ -17,7 +17,7 @@ mod search;
 pub use activity::ActivityFeed;
 pub use analytics::AnalyticsAggregator;
 pub use audit::{AuditLog, ChainBreak, GENESIS_HASH, chain_hash};
-pub use notifications::{LiveNotification, Notifications, recipients as recipients_of};
+pub use notifications::{LiveNotification, Notifications, mail_recipients, recipients as recipients_of};
 pub use queries::{ProjectionService, SearchHit};
 pub use search::{SearchIndex, terms};
 

@@ -1,6 +1,7 @@
 //! notifications: a per-user notification when a task of theirs is assigned to them, commented
 //! on, changes status or becomes overdue — never for the user's own action. Each committed
-//! notification is also pushed to live subscribers (the user's open pages).
+//! notification is also pushed to live subscribers (the user's open pages), and the mails of
+//! the event are queued in the same transaction for the job runner to send.
 
 use super::{sort_dedup, task_of, task_people, user_ids};
 use crate::error::Result;
@@ -8,6 +9,7 @@ use crate::events::consumer::Consumer;
 use crate::events::{EventEnvelope, TOPIC_SYSTEM_NOTIFICATIONS, TOPIC_TASK_EVENTS};
 use crate::store::Tx;
 use crate::store::consume::NewNotification;
+use crate::store::maintain::NewMail;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
@@ -91,6 +93,47 @@ pub fn recipients(e: &EventEnvelope) -> Vec<NewNotification> {
         .collect()
 }
 
+/// Who is mailed about `e` (EVENTS.md: "email through a job"): the task's assignees, else its
+/// creator, on created, assigned, status changed, comment added and overdue — never the actor.
+pub fn mail_recipients(e: &EventEnvelope) -> Vec<NewMail> {
+    let kind = match e.event_type.as_str() {
+        "task.created" => "created",
+        "task.assigned" => "assigned",
+        "task.status_changed" => "status_changed",
+        "comment.added" => "comment",
+        "task.overdue" => "overdue",
+        _ => return Vec::new(),
+    };
+    let Some(task) = task_of(e) else { return Vec::new() };
+    let assignees = task.get("assignees").map(user_ids).unwrap_or_default();
+    let users = if assignees.is_empty() {
+        task.get("created_by").and_then(Value::as_i64).into_iter().collect()
+    } else {
+        assignees
+    };
+    let data = serde_json::json!({
+        "task_id": task.get("id"),
+        "title": task.get("title"),
+        "status": task.get("status"),
+        "due_date": task.get("due_date"),
+        "actor_id": e.actor_id,
+        "comment": e.data.pointer("/changes/comment/to/body"),
+    });
+    sort_dedup(users)
+        .into_iter()
+        .filter(|u| Some(*u) != e.actor_id)
+        .map(|user_id| NewMail {
+            key: format!("{}:{user_id}", e.id),
+            user_id,
+            kind: kind.to_owned(),
+            task_id: task.get("id").and_then(Value::as_i64),
+            event_id: e.id.to_string(),
+            data: data.clone(),
+            created_at: e.occurred_at,
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Consumer for Notifications {
     fn name(&self) -> &'static str {
@@ -105,6 +148,10 @@ impl Consumer for Notifications {
         let all = recipients(e);
         for n in &all {
             tx.insert_notification(n).await?;
+        }
+        // The mails are queued with the effect: an applied event never loses its mail.
+        for m in mail_recipients(e) {
+            tx.insert_mail(&m).await?;
         }
         let live = all
             .into_iter()

@@ -25,6 +25,46 @@ impl SummaryCounts {
     }
 }
 
+/// A mail waiting in the mail outbox.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct MailRow {
+    /// Row id.
+    pub id: i64,
+    /// `<event id>:<user id>`: also the Message-ID's local part.
+    pub key: String,
+    /// Recipient.
+    pub user_id: i64,
+    /// `assigned`, `comment`, `status_changed`, `created`, `overdue`, `daily_summary`.
+    pub kind: String,
+    /// The task it is about.
+    pub task_id: Option<i64>,
+    /// The event it came from.
+    pub event_id: String,
+    /// What the templates need (task title, status, comment, actor…), as JSON text.
+    pub data: String,
+    /// Tries so far.
+    pub attempts: i32,
+}
+
+/// A mail to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMail {
+    /// `<event id>:<user id>`.
+    pub key: String,
+    /// Recipient.
+    pub user_id: i64,
+    /// Kind.
+    pub kind: String,
+    /// The task.
+    pub task_id: Option<i64>,
+    /// The event.
+    pub event_id: String,
+    /// Template data.
+    pub data: serde_json::Value,
+    /// When queued.
+    pub created_at: DateTime<Utc>,
+}
+
 /// What the maintenance jobs store.
 #[async_trait]
 pub trait MaintainTx: Send {
@@ -45,11 +85,27 @@ pub trait MaintainTx: Send {
     async fn summary_counts(&mut self, user: i64, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<SummaryCounts>;
     /// Claims the summary of `user` for `day`; false if it was claimed before (at most once a day).
     async fn claim_summary(&mut self, user: i64, day: NaiveDate, now: DateTime<Utc>) -> Result<bool>;
+    /// Queues a mail (once per key).
+    async fn insert_mail(&mut self, m: &NewMail) -> Result<()>;
+    /// Takes up to `limit` due mails for sending until `until` (others skip them meanwhile).
+    async fn claim_mail(&mut self, now: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<MailRow>>;
+    /// Records a mail sent.
+    async fn mail_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    /// Records a failed try: retried at `retry_at`, or dead (`retry_at` = `None`) with the error kept.
+    async fn mail_failed(
+        &mut self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Mails by state: (pending, sent, dead).
+    async fn mail_counts(&mut self) -> Result<(i64, i64, i64)>;
 }
 
 /// Implements [`MaintainTx`] for `$tx`.
 macro_rules! impl_maintain_tx {
-    ($tx:ident, $db:ty) => {
+    ($tx:ident, $db:ty, $skip_locked:expr) => {
         #[async_trait]
         impl $crate::store::maintain::MaintainTx for $tx {
             async fn overdue_unannounced(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>> {
@@ -123,6 +179,54 @@ macro_rules! impl_maintain_tx {
                 )
                 .bind(user).bind(day).bind(now).execute(&mut *self.inner).await?;
                 Ok(r.rows_affected() == 1)
+            }
+
+            async fn insert_mail(&mut self, m: &$crate::store::maintain::NewMail) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO mail_outbox (key, user_id, kind, task_id, event_id, data, created_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(&m.key).bind(m.user_id).bind(&m.kind).bind(m.task_id).bind(&m.event_id).bind(Json(&m.data)).bind(m.created_at)
+                .execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn claim_mail(&mut self, now: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<$crate::store::maintain::MailRow>> {
+                let skip: &str = $skip_locked;
+                let sql = format!(
+                    "UPDATE mail_outbox SET locked_until = $2 WHERE id IN (SELECT id FROM mail_outbox \
+                     WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 \
+                     AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_attempt_at, id LIMIT $3{skip}) \
+                     RETURNING id, key, user_id, kind, task_id, event_id, CAST(data AS TEXT) AS data, attempts"
+                );
+                let mut rows: Vec<$crate::store::maintain::MailRow> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(now).bind(until).bind(i64::from(limit)).fetch_all(&mut *self.inner).await?;
+                rows.sort_by_key(|r| r.id);
+                Ok(rows)
+            }
+
+            async fn mail_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
+                sqlx::query("UPDATE mail_outbox SET sent_at = $2, attempts = attempts + 1, locked_until = NULL WHERE id = $1")
+                    .bind(id).bind(now).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn mail_failed(&mut self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+                sqlx::query(
+                    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, locked_until = NULL, \
+                     next_attempt_at = COALESCE($3, next_attempt_at), dead_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END WHERE id = $1",
+                )
+                .bind(id).bind(error).bind(retry_at).bind(now).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn mail_counts(&mut self) -> Result<(i64, i64, i64)> {
+                Ok(sqlx::query_as(
+                    "SELECT COALESCE(SUM(CASE WHEN sent_at IS NULL AND dead_at IS NULL THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM mail_outbox",
+                )
+                .fetch_one(&mut *self.inner).await?)
             }
         }
     };

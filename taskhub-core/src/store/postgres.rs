@@ -125,4 +125,4 @@ async fn fts_search(
     Ok(qb.build_query_as().fetch_all(&mut **c).await?)
 }
 
-impl_maintain_tx!(PgTx, Postgres);
+impl_maintain_tx!(PgTx, Postgres, " FOR UPDATE SKIP LOCKED");

@@ -8,6 +8,7 @@ pub(crate) enum Inner<DB: sqlx::Database> {
     /// A transaction: committed by `commit`, rolled back when dropped.
     Tx(sqlx::Transaction<'static, DB>),
     /// A connection in autocommit mode.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code, reason = "only PostgreSQL reads without a transaction"))]
     Conn(sqlx::pool::PoolConnection<DB>),
 }
 

@@ -126,4 +126,4 @@ async fn fts_search(
     Ok(qb.build_query_as().fetch_all(&mut **c).await?)
 }
 
-impl_maintain_tx!(SqliteTx, Sqlite);
+impl_maintain_tx!(SqliteTx, Sqlite, "");

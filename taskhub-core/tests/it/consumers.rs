@@ -305,7 +305,15 @@ fn day(s: &str) -> Result<chrono::NaiveDate> {
 /// The read models, as comparable values.
 async fn snapshot(fx: &Fx) -> Result<BTreeMap<&'static str, i64>> {
     let mut m = BTreeMap::new();
-    for t in ["activity_feed", "notifications", "analytics_daily", "task_search", "audit_log", "consumer_processed"] {
+    for t in [
+        "activity_feed",
+        "notifications",
+        "analytics_daily",
+        "task_search",
+        "audit_log",
+        "consumer_processed",
+        "mail_outbox",
+    ] {
         m.insert(t, rows(fx, t).await?);
     }
     let created: i64 = fx
@@ -356,6 +364,12 @@ pub async fn every_consumer_applies_each_event_once(fx: Fx, bus: Bus) -> Result<
     let audited = events_on(&fx, &[TOPIC_USER_ACTIVITIES, TOPIC_SYSTEM_NOTIFICATIONS]).await?.len();
     assert_eq!(rows(&fx, "audit_log").await?, i64::try_from(audited)?);
     assert_eq!(p.verify_audit().await?, Ok(u64::try_from(audited)?));
+    // Mail: queued with the notifications, one per event and recipient, never to the actor.
+    let task_events = events_on(&fx, &[TOPIC_TASK_EVENTS]).await?;
+    let mails: usize = task_events.iter().map(|e| projections::mail_recipients(e).len()).sum();
+    assert!(mails > 0);
+    assert_eq!(rows(&fx, "mail_outbox").await?, i64::try_from(mails)?);
+    assert!(task_events.iter().all(|e| projections::mail_recipients(e).iter().all(|m| Some(m.user_id) != e.actor_id)));
     // Counters.
     let before = snapshot(&fx).await?;
     assert_eq!(before["counter:created"], 3);

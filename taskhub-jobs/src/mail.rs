@@ -1,0 +1,230 @@
+//! Mail: the queued task notifications rendered from askama templates (plain text and HTML)
+//! and sent over SMTP (lettre) or into a mailbox directory (one `.eml` per message, for the
+//! embedded default: nothing needs a mail server to run).
+//!
+//! [`MailSender`] takes due mails from the mail outbox (queued by the notifications consumer in
+//! the transaction of its effect), sends each, and records it sent — or retries it with
+//! back-off, and after [`MAX_ATTEMPTS`] tries keeps it as dead with the error. A crash between
+//! the SMTP acknowledgement and the record means one resend; each message carries a stable
+//! `Message-ID` (`<event id>:<user id>@taskhub>`) so mail clients collapse such a duplicate.
+
+use askama::Template;
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use taskhub_core::Services;
+use taskhub_core::store::maintain::MailRow;
+
+/// Tries before a mail is dead.
+pub const MAX_ATTEMPTS: i32 = 5;
+
+/// A rendered mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMail {
+    /// Stable id (`<event id>:<user id>`).
+    pub key: String,
+    /// Recipient address.
+    pub to_email: String,
+    /// Recipient name.
+    pub to_name: String,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+/// Where mail goes.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends one message; `Err` with a reason if it was not accepted.
+    async fn send(&self, m: &OutgoingMail) -> Result<(), String>;
+}
+
+fn message(from: &Mailbox, m: &OutgoingMail) -> Result<Message, String> {
+    let to = Mailbox::new(Some(m.to_name.clone()), m.to_email.parse().map_err(|e| format!("bad address: {e}"))?);
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(m.subject.clone())
+        .message_id(Some(format!("<{}@taskhub>", m.key)))
+        .multipart(MultiPart::alternative_plain_html(m.text.clone(), m.html.clone()))
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// SMTP (production): `smtp://host:port` (plain), `smtps://…` (TLS) or `smtp://…?tls=required`.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    /// A mailer for `url`, sending as `from`.
+    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.build();
+        Ok(SmtpMailer { transport, from: from.parse()? })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, m: &OutgoingMail) -> Result<(), String> {
+        let msg = message(&self.from, m)?;
+        self.transport.send(msg).await.map(|_| ()).map_err(|e| format!("SMTP: {e}"))
+    }
+}
+
+/// A directory of `.eml` files (the embedded default).
+pub struct FileMailbox {
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+impl FileMailbox {
+    /// Writes into `dir` (created if missing), sending as `from`.
+    pub fn new(dir: impl Into<PathBuf>, from: &str) -> anyhow::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        Ok(FileMailbox { dir, from: from.parse()? })
+    }
+}
+
+#[async_trait]
+impl Mailer for FileMailbox {
+    async fn send(&self, m: &OutgoingMail) -> Result<(), String> {
+        let bytes = message(&self.from, m)?.formatted();
+        let name = m.key.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(format!("{name}.eml"));
+        // Written whole, then renamed: a reader never sees half a message.
+        tokio::fs::write(&tmp, bytes).await.map_err(|e| format!("mailbox: {e}"))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| format!("mailbox: {e}"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mail/task.txt")]
+struct TaskText<'a> {
+    name: &'a str,
+    headline: &'a str,
+    title: &'a str,
+    status: &'a str,
+    comment: Option<&'a str>,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/task.html")]
+struct TaskHtml<'a> {
+    name: &'a str,
+    headline: &'a str,
+    title: &'a str,
+    status: &'a str,
+    comment: Option<&'a str>,
+    link: &'a str,
+}
+
+/// Renders a queued mail for its recipient; `base_url` is where the pages are served.
+pub fn render(row: &MailRow, to_email: &str, to_name: &str, base_url: &str) -> Result<OutgoingMail, String> {
+    let data: Value = serde_json::from_str(&row.data).map_err(|e| format!("bad mail data: {e}"))?;
+    let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (title, status) = (s("title"), s("status"));
+    let comment = data.get("comment").and_then(Value::as_str);
+    let (subject, headline) = match row.kind.as_str() {
+        "created" => (format!("[TaskHub] New task: {title}"), "A task was created for you.".to_owned()),
+        "assigned" => (format!("[TaskHub] Assigned: {title}"), "You were assigned to a task.".to_owned()),
+        "status_changed" => (format!("[TaskHub] {title} is now {status}"), format!("A task of yours is now {status}.")),
+        "comment" => (format!("[TaskHub] New comment on {title}"), "A task of yours has a new comment.".to_owned()),
+        "overdue" => (format!("[TaskHub] Overdue: {title}"), "A task of yours is past its due date.".to_owned()),
+        other => return Err(format!("unknown mail kind {other}")),
+    };
+    let link = format!("{}/tasks/{}/", base_url.trim_end_matches('/'), row.task_id.unwrap_or_default());
+    let text = TaskText { name: to_name, headline: &headline, title: &title, status: &status, comment, link: &link }
+        .render()
+        .map_err(|e| format!("template: {e}"))?;
+    let html = TaskHtml { name: to_name, headline: &headline, title: &title, status: &status, comment, link: &link }
+        .render()
+        .map_err(|e| format!("template: {e}"))?;
+    Ok(OutgoingMail {
+        key: row.key.clone(),
+        to_email: to_email.to_owned(),
+        to_name: to_name.to_owned(),
+        subject,
+        text,
+        html,
+    })
+}
+
+/// What one pass of the sender did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendReport {
+    /// Sent.
+    pub sent: usize,
+    /// Failed, to be retried.
+    pub retried: usize,
+    /// Failed for the last time (or undeliverable): kept as dead with the error.
+    pub dead: usize,
+}
+
+/// Sends the mail outbox.
+pub struct MailSender {
+    services: Services,
+    mailer: Arc<dyn Mailer>,
+    base_url: String,
+    backoff: chrono::Duration,
+}
+
+impl MailSender {
+    /// A sender through `mailer`; links point at `base_url`.
+    pub fn new(services: Services, mailer: Arc<dyn Mailer>, base_url: impl Into<String>) -> Self {
+        MailSender { services, mailer, base_url: base_url.into(), backoff: chrono::Duration::seconds(30) }
+    }
+
+    /// Sends what is due now (up to 50 mails); several senders at once each take other mails.
+    pub async fn run_once(&self) -> taskhub_core::Result<SendReport> {
+        let now = self.services.ctx.clock.now();
+        let mut tx = self.services.store().begin().await?;
+        let rows = tx.claim_mail(now, now + chrono::Duration::seconds(120), 50).await?;
+        tx.commit().await?;
+        let mut report = SendReport::default();
+        for row in rows {
+            let user = self.services.store().read().await?.get_user(row.user_id).await?;
+            let outcome = match user {
+                Some(u) if u.is_active => {
+                    let name = if u.display_name.is_empty() { u.username.clone() } else { u.display_name.clone() };
+                    match render(&row, &u.email, &name, &self.base_url) {
+                        Ok(m) => self.mailer.send(&m).await.map_err(|e| (e, true)),
+                        Err(e) => Err((e, false)),
+                    }
+                }
+                _ => Err(("the recipient is gone or inactive".to_owned(), false)),
+            };
+            let now = self.services.ctx.clock.now();
+            let mut tx = self.services.store().begin().await?;
+            match outcome {
+                Ok(()) => {
+                    tx.mail_sent(row.id, now).await?;
+                    report.sent += 1;
+                }
+                Err((error, retryable)) => {
+                    let attempt = row.attempts + 1;
+                    let retry_at = (retryable && attempt < MAX_ATTEMPTS)
+                        .then(|| now + self.backoff * 2i32.saturating_pow(u32::try_from(attempt - 1).unwrap_or(0)));
+                    tx.mail_failed(row.id, &error, retry_at, now).await?;
+                    if retry_at.is_some() {
+                        report.retried += 1;
+                    } else {
+                        tracing::warn!(mail = %row.key, %error, attempts = attempt, "mail dead");
+                        report.dead += 1;
+                    }
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+}
