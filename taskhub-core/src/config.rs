@@ -94,10 +94,14 @@ pub struct Config {
     pub mail_from: String,
     /// Where people reach the pages (links in mail).
     pub public_url: String,
+    /// Local time of day of the daily summary mail (`HH:MM`).
+    pub summary_time: String,
+    /// IANA time zone of `summary_time` (e.g. `Europe/Berlin`).
+    pub timezone: String,
 }
 
 /// The keys of [`Config`], as file keys and (upper-cased, `TASKHUB_`-prefixed) variables.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 21] = [
     "role",
     "bind",
     "database_url",
@@ -117,6 +121,8 @@ pub const KEYS: [&str; 19] = [
     "mail_dir",
     "mail_from",
     "public_url",
+    "summary_time",
+    "timezone",
 ];
 
 impl Default for Config {
@@ -141,6 +147,8 @@ impl Default for Config {
             mail_dir: PathBuf::from("mail"),
             mail_from: "TaskHub <taskhub@localhost>".into(),
             public_url: "http://127.0.0.1:8000".into(),
+            summary_time: "07:00".into(),
+            timezone: "UTC".into(),
         }
     }
 }

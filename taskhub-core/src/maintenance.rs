@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::events::EventEnvelope;
 use crate::history::{HistoryAction, NewHistory};
 use crate::services::Ctx;
-use crate::store::maintain::SummaryCounts;
+use crate::store::maintain::{NewMail, SummaryCounts};
 use crate::tasks::TaskStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
@@ -109,7 +109,8 @@ impl MaintenanceService {
 
     /// The daily summary of `user` for the local day `day`: the figures of the last 24 hours,
     /// or `None` when they are all zero or the day's summary was already claimed. Claiming is
-    /// atomic, so a schedule firing twice sends at most one summary a day.
+    /// atomic and queues the summary mail in the same transaction, so a schedule firing twice
+    /// (or on two runners) mails at most one summary a day, and a claimed one is never lost.
     pub async fn claim_daily_summary(&self, user: i64, day: NaiveDate) -> Result<Option<SummaryCounts>> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.begin().await?;
@@ -117,6 +118,16 @@ impl MaintenanceService {
         if counts.is_empty() || !tx.claim_summary(user, day, now).await? {
             return Ok(None);
         }
+        tx.insert_mail(&NewMail {
+            key: format!("summary:{day}:{user}"),
+            user_id: user,
+            kind: "daily_summary".into(),
+            task_id: None,
+            event_id: format!("summary:{day}"),
+            data: json!({"day": day, "counts": counts}),
+            created_at: now,
+        })
+        .await?;
         tx.commit().await?;
         Ok(Some(counts))
     }

@@ -67,6 +67,7 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
             services,
             std::time::Duration::from_secs(3600),
             Some(sender),
+            Some(taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?),
             taskhub_core::runtime::shutdown_signal(),
         )
         .await;
@@ -107,6 +108,7 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
             services.clone(),
             std::time::Duration::from_secs(3600),
             Some(sender),
+            Some(taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?),
             async move {
                 let _ = rx.changed().await;
             },

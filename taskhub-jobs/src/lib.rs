@@ -13,6 +13,9 @@
 //! - `archive_cleanup` (queue `long`, checked hourly): deletes tasks archived more than 30 days
 //!   ago with their comments and history, recorded as a `tasks.purged` event.
 //!
+//! - `daily_summary` (queue `long`, daily at `summary_time` in `timezone`, default 07:00 UTC):
+//!   per active user, the last 24 hours (newly assigned, completed, overdue, pending), mailed;
+//!   skipped when all are zero, claimed at most once per user and day.
 //! - `task_notification` (queue `interactive`, every second): sends the mail the notifications
 //!   consumer queued (see [`mail`]), retried with back-off, dead after 5 tries with the error.
 //!
@@ -22,6 +25,7 @@
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
 
 pub mod mail;
+pub mod schedule;
 
 use std::future::Future;
 use std::time::Duration;
@@ -68,8 +72,11 @@ pub async fn run(
     services: Services,
     every: Duration,
     mail: Option<mail::MailSender>,
+    mut summary: Option<schedule::DailyAt>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let mut minute = tokio::time::interval(Duration::from_secs(60));
+    minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut mail_tick = tokio::time::interval(Duration::from_secs(1));
@@ -78,6 +85,15 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            _ = minute.tick(), if summary.is_some() => {
+                let day = summary.as_mut().and_then(|s| s.due(services.ctx.clock.now()));
+                if let Some(day) = day {
+                    match schedule::daily_summaries(&services, day).await {
+                        Ok(n) => tracing::info!(job = "daily_summary", queue = QUEUE_LONG, %day, claimed = n, "job done"),
+                        Err(e) => tracing::error!(job = "daily_summary", queue = QUEUE_LONG, %day, error = %e, "job failed"),
+                    }
+                }
+            }
             _ = mail_tick.tick(), if mail.is_some() => {
                 if let Some(sender) = &mail {
                     match sender.run_once().await {

@@ -128,9 +128,66 @@ struct TaskHtml<'a> {
     link: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "mail/summary.txt")]
+struct SummaryText<'a> {
+    name: &'a str,
+    day: &'a str,
+    newly_assigned: i64,
+    completed: i64,
+    overdue: i64,
+    pending: i64,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/summary.html")]
+struct SummaryHtml<'a> {
+    name: &'a str,
+    day: &'a str,
+    newly_assigned: i64,
+    completed: i64,
+    overdue: i64,
+    pending: i64,
+    link: &'a str,
+}
+
+fn render_summary(
+    row: &MailRow,
+    data: &Value,
+    to_email: &str,
+    to_name: &str,
+    base_url: &str,
+) -> Result<OutgoingMail, String> {
+    let n = |k: &str| data.pointer(&format!("/counts/{k}")).and_then(Value::as_i64).unwrap_or_default();
+    let day = data.get("day").and_then(Value::as_str).unwrap_or_default();
+    let link = format!("{}/dashboard/", base_url.trim_end_matches('/'));
+    let (newly_assigned, completed, overdue, pending) =
+        (n("newly_assigned"), n("completed"), n("overdue"), n("pending"));
+    let text = SummaryText { name: to_name, day, newly_assigned, completed, overdue, pending, link: &link }
+        .render()
+        .map_err(|e| format!("template: {e}"))?;
+    let html = SummaryHtml { name: to_name, day, newly_assigned, completed, overdue, pending, link: &link }
+        .render()
+        .map_err(|e| format!("template: {e}"))?;
+    Ok(OutgoingMail {
+        key: row.key.clone(),
+        to_email: to_email.to_owned(),
+        to_name: to_name.to_owned(),
+        subject: format!(
+            "[TaskHub] Your day: {newly_assigned} new, {completed} done, {overdue} overdue, {pending} pending"
+        ),
+        text,
+        html,
+    })
+}
+
 /// Renders a queued mail for its recipient; `base_url` is where the pages are served.
 pub fn render(row: &MailRow, to_email: &str, to_name: &str, base_url: &str) -> Result<OutgoingMail, String> {
     let data: Value = serde_json::from_str(&row.data).map_err(|e| format!("bad mail data: {e}"))?;
+    if row.kind == "daily_summary" {
+        return render_summary(row, &data, to_email, to_name, base_url);
+    }
     let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (title, status) = (s("title"), s("status"));
     let comment = data.get("comment").and_then(Value::as_str);

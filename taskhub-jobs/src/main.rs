@@ -19,6 +19,7 @@ async fn main() -> Result<()> {
         services,
         std::time::Duration::from_secs(3600),
         Some(sender),
+        Some(taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?),
         taskhub_core::runtime::shutdown_signal(),
     )
     .await;

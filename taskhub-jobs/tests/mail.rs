@@ -82,6 +82,13 @@ async fn world() -> Result<World> {
     Ok(World { services, clock, dir, alice, bob, carol, task: t.id })
 }
 
+impl World {
+    fn clock_day(&self) -> chrono::NaiveDate {
+        use taskhub_core::clock::Clock;
+        self.clock.now().date_naive()
+    }
+}
+
 fn mails_in(dir: &std::path::Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
@@ -231,5 +238,48 @@ async fn a_real_smtp_server_receives_the_mail() -> Result<()> {
     assert!(
         received.iter().any(|m| m.contains("Subject: [TaskHub] New comment on") && m.contains("Looking at it <now>"))
     );
+    Ok(())
+}
+
+#[test]
+fn the_daily_summary_is_due_once_a_day_at_the_local_time() -> Result<()> {
+    use taskhub_jobs::schedule::DailyAt;
+    let at = |s: &str| -> Result<chrono::DateTime<chrono::Utc>> { Ok(s.parse()?) };
+    // 07:00 in Berlin is 06:00 UTC in winter and 05:00 UTC in summer.
+    let mut s = DailyAt::parse("07:00", "Europe/Berlin")?;
+    assert_eq!(s.due(at("2026-11-26T05:59:00Z")?), None);
+    assert_eq!(s.due(at("2026-11-26T06:00:00Z")?), Some("2026-11-26".parse()?));
+    assert_eq!(s.due(at("2026-11-26T06:01:00Z")?), None, "once a day, even if it fires again");
+    assert_eq!(s.due(at("2026-11-26T22:59:00Z")?), None, "23:59 local, same day");
+    assert_eq!(s.due(at("2026-11-26T23:30:00Z")?), None, "00:30 local: a new day, before 07:00");
+    assert_eq!(s.due(at("2026-11-27T06:00:00Z")?), Some("2026-11-27".parse()?));
+    let mut summer = DailyAt::parse("07:00", "Europe/Berlin")?;
+    assert_eq!(summer.due(at("2026-07-01T05:00:00Z")?), Some("2026-07-01".parse()?));
+    assert!(DailyAt::parse("7am", "UTC").is_err());
+    assert!(DailyAt::parse("07:00", "Mars/Olympus_Mons").is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn daily_summaries_are_mailed_once_and_skipped_when_empty() -> Result<()> {
+    let w = world().await?;
+    let day: chrono::NaiveDate = w.clock_day();
+    // bob and carol have a task assigned in the last 24 h; alice has nothing assigned.
+    assert_eq!(taskhub_jobs::schedule::daily_summaries(&w.services, day).await?, 2);
+    assert_eq!(taskhub_jobs::schedule::daily_summaries(&w.services, day).await?, 0, "at most once a day");
+    let mailbox = w.dir.join("summaries");
+    let sender = MailSender::new(
+        w.services.clone(),
+        Arc::new(FileMailbox::new(&mailbox, "taskhub@example.com")?),
+        "https://t.example",
+    );
+    sender.run_once().await?;
+    let summaries: Vec<String> =
+        mails_in(&mailbox)?.into_iter().filter(|m| m.contains("Subject: [TaskHub] Your day:")).collect();
+    assert_eq!(summaries.len(), 2);
+    let bob = summaries.iter().find(|m| to_of(m).contains("bob@example.com")).expect("bob's summary");
+    assert!(bob.contains("Subject: [TaskHub] Your day: 1 new, 0 done, 0 overdue, 1 pending"), "{bob}");
+    assert!(bob.contains("https://t.example/dashboard/"));
+    assert!(!summaries.iter().any(|m| to_of(m).contains("alice")), "nothing to tell alice");
     Ok(())
 }

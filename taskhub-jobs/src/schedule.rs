@@ -1,0 +1,53 @@
+//! When the periodic jobs are due, read from the services' clock (so tests move time by hand
+//! instead of sleeping): the daily summary at a local time of day in a configured time zone.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use taskhub_core::Services;
+
+/// A job due once a day at a local time.
+#[derive(Debug, Clone)]
+pub struct DailyAt {
+    tz: Tz,
+    at: NaiveTime,
+    last: Option<NaiveDate>,
+}
+
+impl DailyAt {
+    /// Due every day at `at` (e.g. `07:00`) in the time zone `tz` (IANA name, e.g. `Europe/Berlin`).
+    pub fn parse(at: &str, tz: &str) -> anyhow::Result<Self> {
+        let at =
+            NaiveTime::parse_from_str(at, "%H:%M").map_err(|e| anyhow::anyhow!("summary time {at:?}: {e} (HH:MM)"))?;
+        let tz: Tz = tz.parse().map_err(|e| anyhow::anyhow!("time zone {tz:?}: {e}"))?;
+        Ok(DailyAt { tz, at, last: None })
+    }
+
+    /// The local day whose run is due at `now`, or `None` (before the time, or already run
+    /// today in this process; the per-user claims make it once a day across processes too).
+    pub fn due(&mut self, now: DateTime<Utc>) -> Option<NaiveDate> {
+        let local = now.with_timezone(&self.tz);
+        let day = local.date_naive();
+        if local.time() < self.at || self.last == Some(day) {
+            return None;
+        }
+        self.last = Some(day);
+        Some(day)
+    }
+}
+
+/// Claims the daily summary of every active user for `day` (queueing its mail); returns how
+/// many were claimed. Users with nothing to tell, or already summarized that day, are skipped.
+pub async fn daily_summaries(services: &Services, day: NaiveDate) -> taskhub_core::Result<usize> {
+    let mut after = 0;
+    let mut claimed = 0;
+    loop {
+        let users = services.maintenance.active_users(after, 500).await?;
+        let Some(last) = users.last() else { return Ok(claimed) };
+        after = *last;
+        for u in users {
+            if services.maintenance.claim_daily_summary(u, day).await?.is_some() {
+                claimed += 1;
+            }
+        }
+    }
+}
