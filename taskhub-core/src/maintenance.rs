@@ -2,17 +2,41 @@
 //! tasks and the daily summary figures. Each is idempotent — running it twice, or on two
 //! runners at once, has the effect of running it once.
 
+use crate::error::Error;
 use crate::error::Result;
 use crate::events::EventEnvelope;
 use crate::history::{HistoryAction, NewHistory};
+use crate::services::Actor;
 use crate::services::Ctx;
-use crate::store::maintain::{NewMail, SummaryCounts};
+use crate::store::maintain::{MailFailure, MailQueueCounts, NewMail, SummaryCounts};
 use crate::tasks::TaskStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 /// How long archived tasks are kept by default before the cleanup deletes them.
 pub const DEFAULT_ARCHIVE_RETENTION: chrono::Duration = chrono::Duration::days(30);
+
+/// One queue in the jobs view.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueueView {
+    /// Queue name.
+    pub name: String,
+    /// The jobs it carries.
+    pub jobs: Vec<String>,
+    /// Jobs by state.
+    pub counts: MailQueueCounts,
+}
+
+/// The jobs view.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobsView {
+    /// Each persistent queue.
+    pub queues: Vec<QueueView>,
+    /// The latest failures, newest first.
+    pub recent_failures: Vec<MailFailure>,
+}
 
 /// Maintenance operations over one store.
 #[derive(Clone)]
@@ -100,6 +124,37 @@ impl MaintenanceService {
             tx.commit().await?;
             total += n;
         }
+    }
+
+    /// The jobs view (what Flower gave), staff only: the `interactive` queue's jobs by state and
+    /// the latest failures with their errors.
+    pub async fn jobs(&self, actor: &Actor) -> Result<JobsView> {
+        if !actor.is_staff {
+            return Err(Error::Forbidden("only staff may see the jobs".into()));
+        }
+        let mut tx = self.ctx.store.read().await?;
+        let interactive = tx.mail_queue_counts(self.ctx.clock.now()).await?;
+        let recent_failures = tx.mail_failures(50).await?;
+        Ok(JobsView {
+            queues: vec![QueueView {
+                name: "interactive".into(),
+                jobs: vec!["task_notification".into(), "daily_summary".into()],
+                counts: interactive,
+            }],
+            recent_failures,
+        })
+    }
+
+    /// Retries a dead job (staff only); `NotFound` unless it is dead.
+    pub async fn retry_job(&self, actor: &Actor, id: i64) -> Result<()> {
+        if !actor.is_staff {
+            return Err(Error::Forbidden("only staff may retry jobs".into()));
+        }
+        let mut tx = self.ctx.store.begin().await?;
+        if !tx.revive_mail(id, self.ctx.clock.now()).await? {
+            return Err(Error::NotFound("dead job"));
+        }
+        tx.commit().await
     }
 
     /// Active users, `limit` at a time after `after` (the summary job walks them).

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod feeds;
 pub mod idempotent;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod seed;
@@ -156,6 +157,7 @@ pub fn openapi_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .merge(tasks::routes())
         .merge(catalog::routes())
         .merge(feeds::routes())
+        .merge(jobs::routes())
 }
 
 /// The OpenAPI document of the API.

@@ -107,5 +107,15 @@ pub struct RoutePattern(pub String);
 pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
     let mut body = state.metrics.render(state.services.store().pool_stats());
     taskhub_events::render_metrics(&mut body, &state.consumers);
+    // The mail queue (job `task_notification`, queue `interactive`).
+    if let Ok(mut tx) = state.services.store().read().await
+        && let Ok((pending, sent, dead)) = tx.mail_counts().await
+    {
+        body.push_str("# HELP taskhub_mail_jobs Mail jobs by state (queue interactive).\n");
+        body.push_str("# TYPE taskhub_mail_jobs gauge\n");
+        for (state, n) in [("pending", pending), ("sent", sent), ("dead", dead)] {
+            let _ = writeln!(body, "taskhub_mail_jobs{{queue=\"interactive\",state=\"{state}\"}} {n}");
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

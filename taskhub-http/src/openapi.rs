@@ -124,7 +124,7 @@ impl Modify for BearerAuth {
     components(schemas(ErrorEnvelope, ErrorBody, Meta, PageMeta)),
     tags(
         (name = "auth", description = "Tokens and keys"),
-        (name = "users"), (name = "teams"), (name = "tasks"), (name = "comments"), (name = "tags"), (name = "templates"), (name = "activity", description = "Feed, search, audit and notifications (built by the event consumers)"), (name = "operations")
+        (name = "users"), (name = "teams"), (name = "tasks"), (name = "comments"), (name = "tags"), (name = "templates"), (name = "activity", description = "Feed, search, audit and notifications (built by the event consumers)"), (name = "jobs", description = "Job monitoring (staff)"), (name = "operations")
     )
 )]
 pub struct ApiDoc;

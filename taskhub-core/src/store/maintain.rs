@@ -65,6 +65,42 @@ pub struct NewMail {
     pub created_at: DateTime<Utc>,
 }
 
+/// The state of the mail queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailQueueCounts {
+    /// Waiting for their first try.
+    pub pending: i64,
+    /// Being sent right now (claimed by a sender).
+    pub running: i64,
+    /// Sent.
+    pub done: i64,
+    /// Failed, waiting for a retry.
+    pub failed: i64,
+    /// Failed for good (kept with the error).
+    pub dead: i64,
+}
+
+/// A mail whose last try failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailFailure {
+    /// Job id (the mail's id).
+    pub id: i64,
+    /// Job name.
+    pub job: String,
+    /// `<event id>:<user id>`.
+    pub key: String,
+    /// Recipient.
+    pub user_id: i64,
+    /// Tries so far.
+    pub attempts: i32,
+    /// The last error.
+    pub error: String,
+    /// Dead (no more retries) or waiting for the next try.
+    pub dead: bool,
+}
+
 /// What the maintenance jobs store.
 #[async_trait]
 pub trait MaintainTx: Send {
@@ -101,6 +137,12 @@ pub trait MaintainTx: Send {
     ) -> Result<()>;
     /// Mails by state: (pending, sent, dead).
     async fn mail_counts(&mut self) -> Result<(i64, i64, i64)>;
+    /// The mail queue by state at `now`.
+    async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<MailQueueCounts>;
+    /// The latest mails whose last try failed, newest first.
+    async fn mail_failures(&mut self, limit: u32) -> Result<Vec<MailFailure>>;
+    /// Puts a dead mail back in the queue, due at `now`; false if it is not dead.
+    async fn revive_mail(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool>;
 }
 
 /// Implements [`MaintainTx`] for `$tx`.
@@ -218,6 +260,37 @@ macro_rules! impl_maintain_tx {
                 )
                 .bind(id).bind(error).bind(retry_at).bind(now).execute(&mut *self.inner).await?;
                 Ok(())
+            }
+
+            async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<$crate::store::maintain::MailQueueCounts> {
+                let (pending, running, done, failed, dead): (i64, i64, i64, i64, i64) = sqlx::query_as(
+                    "SELECT \
+                     COALESCE(SUM(CASE WHEN sent_at IS NULL AND dead_at IS NULL AND last_error IS NULL AND (locked_until IS NULL OR locked_until < $1) THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN sent_at IS NULL AND dead_at IS NULL AND locked_until >= $1 THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN sent_at IS NULL AND dead_at IS NULL AND last_error IS NOT NULL AND (locked_until IS NULL OR locked_until < $1) THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM mail_outbox",
+                )
+                .bind(now).fetch_one(&mut *self.inner).await?;
+                Ok($crate::store::maintain::MailQueueCounts { pending, running, done, failed, dead })
+            }
+
+            async fn mail_failures(&mut self, limit: u32) -> Result<Vec<$crate::store::maintain::MailFailure>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, CASE WHEN kind = 'daily_summary' THEN 'daily_summary' ELSE 'task_notification' END AS job, key, user_id, \
+                     attempts, last_error AS error, dead_at IS NOT NULL AS dead FROM mail_outbox \
+                     WHERE sent_at IS NULL AND last_error IS NOT NULL ORDER BY id DESC LIMIT $1",
+                )
+                .bind(i64::from(limit)).fetch_all(&mut *self.inner).await?)
+            }
+
+            async fn revive_mail(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE mail_outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $2, locked_until = NULL \
+                     WHERE id = $1 AND dead_at IS NOT NULL",
+                )
+                .bind(id).bind(now).execute(&mut *self.inner).await?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn mail_counts(&mut self) -> Result<(i64, i64, i64)> {

@@ -123,6 +123,8 @@ async fn consumers_feed_the_read_back_routes() -> Result<()> {
         assert!(text.contains(&format!("taskhub_consumer_lag{{consumer=\"{c}\"}}")), "lag of {c} in /metrics");
     }
     assert!(text.contains("taskhub_consumer_applied_total{consumer=\"notifications\"}"));
+    // The mails the notifications consumer queued.
+    assert!(text.contains("taskhub_mail_jobs{queue=\"interactive\",state=\"pending\"}"), "mail queue in /metrics");
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod event_schemas;
 mod feeds_api;
 mod identity;
+mod jobs_api;
 mod jwks;
 mod openapi;
 mod routes;

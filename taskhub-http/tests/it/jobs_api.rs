@@ -1,0 +1,88 @@
+//! `/api/jobs/`: the queues by state, the latest failures with their errors, the retry of a dead
+//! job — staff only.
+
+use crate::app::TestApp;
+use anyhow::Result;
+use axum::http::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use taskhub_jobs::mail::{MailSender, Mailer, OutgoingMail};
+
+struct Down;
+
+#[async_trait::async_trait]
+impl Mailer for Down {
+    async fn send(&self, _m: &OutgoingMail) -> Result<(), String> {
+        Err("554 relay denied".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
+    let app = TestApp::new().await?;
+    let (_, alice) = app.user("alice").await?;
+    let (bob, _) = app.user("bob").await?;
+    let (_, root) = app.staff("root").await?;
+    let t = app.post("/api/tasks/", Some(&alice), json!({"title": "t"})).await?.body["data"]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    app.post(&format!("/api/tasks/{t}/assign/"), Some(&alice), json!({"users": [bob]})).await?;
+    // The relay and the notifications consumer queue bob's mail.
+    let ctx = app.state.services.ctx.clone();
+    let bus = Arc::new(taskhub_core::events::MemoryBus::new());
+    let relay = taskhub_core::events::Relay::new(ctx.clone(), bus.clone());
+    while relay.run_once().await? > 0 {}
+    let runner = taskhub_core::events::consumer::ConsumerRunner::new(
+        ctx.clone(),
+        Arc::new(taskhub_core::events::MemorySource::new(ctx, bus.wake_handle())),
+        Arc::new(taskhub_core::projections::Notifications::default()),
+    );
+    let mut sub = runner.subscribe().await?;
+    while !runner.run_once(sub.as_mut(), Duration::from_millis(50)).await?.is_empty() {}
+
+    assert_eq!(app.get("/api/jobs/", &alice).await?.status, StatusCode::FORBIDDEN);
+    let r = app.get("/api/jobs/", &root).await?;
+    assert_eq!(r.status, StatusCode::OK);
+    let q = &r.body["data"]["queues"][0];
+    assert_eq!(q["name"], "interactive");
+    assert_eq!(q["counts"], json!({"pending": 1, "running": 0, "done": 0, "failed": 0, "dead": 0}));
+
+    // The mail server refuses: retried with back-off, then dead with the error kept.
+    let sender = MailSender::new(app.state.services.clone(), Arc::new(Down), "http://x");
+    sender.run_once().await?;
+    let r = app.get("/api/jobs/", &root).await?;
+    assert_eq!(r.body["data"]["queues"][0]["counts"]["failed"], 1);
+    for _ in 0..5 {
+        app.clock.advance(chrono::Duration::hours(1));
+        sender.run_once().await?;
+    }
+    // Hours went by: fresh tokens.
+    let (root, alice) = (app.login("root").await?.0, app.login("alice").await?.0);
+    let r = app.get("/api/jobs/", &root).await?;
+    assert_eq!(
+        r.body["data"]["queues"][0]["counts"],
+        json!({"pending": 0, "running": 0, "done": 0, "failed": 0, "dead": 1})
+    );
+    let f = &r.body["data"]["recent_failures"][0];
+    assert_eq!(
+        (f["job"].as_str(), f["error"].as_str(), f["dead"].as_bool(), f["attempts"].as_i64()),
+        (Some("task_notification"), Some("554 relay denied"), Some(true), Some(5))
+    );
+    let id = f["id"].as_i64().unwrap_or_default();
+    // Retry: staff only, dead jobs only.
+    assert_eq!(
+        app.post(&format!("/api/jobs/{id}/retry/"), Some(&alice), json!({})).await?.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app.post(&format!("/api/jobs/{id}/retry/"), Some(&root), json!({})).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        app.post(&format!("/api/jobs/{id}/retry/"), Some(&root), json!({})).await?.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app.get("/api/jobs/", &root).await?;
+    assert_eq!(r.body["data"]["queues"][0]["counts"]["dead"], 0);
+    assert_eq!(r.body["data"]["queues"][0]["counts"]["failed"], 1, "back in the queue, its last error kept");
+    Ok(())
+}
