@@ -61,17 +61,7 @@ async fn main() -> Result<()> {
 async fn serve(cfg: Config, services: Services) -> Result<()> {
     if cfg.role == Role::Jobs {
         tracing::info!("job runner started");
-        let sender =
-            taskhub_jobs::mail::MailSender::new(services.clone(), taskhub_jobs::mailer(&cfg)?, cfg.public_url.clone());
-        taskhub_jobs::run(
-            services,
-            std::time::Duration::from_secs(3600),
-            Some(sender),
-            Some(taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?),
-            taskhub_core::runtime::shutdown_signal(),
-        )
-        .await;
-        return Ok(());
+        return taskhub_jobs::run_configured(&cfg, services, taskhub_core::runtime::shutdown_signal()).await;
     }
     if cfg.role == Role::Events {
         return taskhub_events::serve(&cfg, services).await;
@@ -100,22 +90,22 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     } else {
         None
     };
-    let jobs = if cfg.role == Role::All {
-        let mut rx = stop_rx.clone();
-        let sender =
-            taskhub_jobs::mail::MailSender::new(services.clone(), taskhub_jobs::mailer(&cfg)?, cfg.public_url.clone());
-        Some(tokio::spawn(taskhub_jobs::run(
-            services.clone(),
-            std::time::Duration::from_secs(3600),
-            Some(sender),
-            Some(taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?),
-            async move {
+    if cfg.role == Role::All {
+        // A bad mail or schedule setting stops the start, not the runner later.
+        taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?;
+        taskhub_jobs::mailer(&cfg)?;
+    }
+    let jobs = (cfg.role == Role::All).then(|| {
+        let (cfg, services, mut rx) = (cfg.clone(), services.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let stop = async move {
                 let _ = rx.changed().await;
-            },
-        )))
-    } else {
-        None
-    };
+            };
+            if let Err(e) = taskhub_jobs::run_configured(&cfg, services, stop).await {
+                tracing::error!(error = %e, "the job runner could not start");
+            }
+        })
+    });
     taskhub_http::run(listener, state, async move {
         taskhub_core::runtime::shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -65,6 +65,18 @@ pub fn mailer(cfg: &taskhub_core::config::Config) -> anyhow::Result<std::sync::A
     })
 }
 
+/// Runs every job as `cfg` configures them (mailer, summary schedule) until `shutdown`.
+pub async fn run_configured(
+    cfg: &taskhub_core::config::Config,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let sender = mail::MailSender::new(services.clone(), mailer(cfg)?, cfg.public_url.clone());
+    let summary = schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?;
+    run(services, Duration::from_secs(3600), Some(sender), Some(summary), shutdown).await;
+    Ok(())
+}
+
 /// Runs the periodic jobs every `every`, and sends queued mail every second (queue
 /// `interactive`), until `shutdown` resolves. A failing run is logged and retried at the next
 /// tick; the process never dies of it.

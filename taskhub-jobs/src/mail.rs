@@ -106,9 +106,8 @@ impl Mailer for FileMailbox {
     }
 }
 
-#[derive(Template)]
-#[template(path = "mail/task.txt")]
-struct TaskText<'a> {
+/// What the task templates show.
+struct TaskView<'a> {
     name: &'a str,
     headline: &'a str,
     title: &'a str,
@@ -118,38 +117,42 @@ struct TaskText<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "mail/task.txt")]
+struct TaskText<'a> {
+    v: &'a TaskView<'a>,
+}
+
+#[derive(Template)]
 #[template(path = "mail/task.html")]
 struct TaskHtml<'a> {
+    v: &'a TaskView<'a>,
+}
+
+/// What the summary templates show.
+struct SummaryView<'a> {
     name: &'a str,
-    headline: &'a str,
-    title: &'a str,
-    status: &'a str,
-    comment: Option<&'a str>,
+    day: &'a str,
+    newly_assigned: i64,
+    completed: i64,
+    overdue: i64,
+    pending: i64,
     link: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "mail/summary.txt")]
 struct SummaryText<'a> {
-    name: &'a str,
-    day: &'a str,
-    newly_assigned: i64,
-    completed: i64,
-    overdue: i64,
-    pending: i64,
-    link: &'a str,
+    v: &'a SummaryView<'a>,
 }
 
 #[derive(Template)]
 #[template(path = "mail/summary.html")]
 struct SummaryHtml<'a> {
-    name: &'a str,
-    day: &'a str,
-    newly_assigned: i64,
-    completed: i64,
-    overdue: i64,
-    pending: i64,
-    link: &'a str,
+    v: &'a SummaryView<'a>,
+}
+
+fn both(text: impl Template, html: impl Template) -> Result<(String, String), String> {
+    Ok((text.render().map_err(|e| format!("template: {e}"))?, html.render().map_err(|e| format!("template: {e}"))?))
 }
 
 fn render_summary(
@@ -160,22 +163,24 @@ fn render_summary(
     base_url: &str,
 ) -> Result<OutgoingMail, String> {
     let n = |k: &str| data.pointer(&format!("/counts/{k}")).and_then(Value::as_i64).unwrap_or_default();
-    let day = data.get("day").and_then(Value::as_str).unwrap_or_default();
     let link = format!("{}/dashboard/", base_url.trim_end_matches('/'));
-    let (newly_assigned, completed, overdue, pending) =
-        (n("newly_assigned"), n("completed"), n("overdue"), n("pending"));
-    let text = SummaryText { name: to_name, day, newly_assigned, completed, overdue, pending, link: &link }
-        .render()
-        .map_err(|e| format!("template: {e}"))?;
-    let html = SummaryHtml { name: to_name, day, newly_assigned, completed, overdue, pending, link: &link }
-        .render()
-        .map_err(|e| format!("template: {e}"))?;
+    let v = SummaryView {
+        name: to_name,
+        day: data.get("day").and_then(Value::as_str).unwrap_or_default(),
+        newly_assigned: n("newly_assigned"),
+        completed: n("completed"),
+        overdue: n("overdue"),
+        pending: n("pending"),
+        link: &link,
+    };
+    let (text, html) = both(SummaryText { v: &v }, SummaryHtml { v: &v })?;
     Ok(OutgoingMail {
         key: row.key.clone(),
         to_email: to_email.to_owned(),
         to_name: to_name.to_owned(),
         subject: format!(
-            "[TaskHub] Your day: {newly_assigned} new, {completed} done, {overdue} overdue, {pending} pending"
+            "[TaskHub] Your day: {} new, {} done, {} overdue, {} pending",
+            v.newly_assigned, v.completed, v.overdue, v.pending
         ),
         text,
         html,
@@ -200,12 +205,8 @@ pub fn render(row: &MailRow, to_email: &str, to_name: &str, base_url: &str) -> R
         other => return Err(format!("unknown mail kind {other}")),
     };
     let link = format!("{}/tasks/{}/", base_url.trim_end_matches('/'), row.task_id.unwrap_or_default());
-    let text = TaskText { name: to_name, headline: &headline, title: &title, status: &status, comment, link: &link }
-        .render()
-        .map_err(|e| format!("template: {e}"))?;
-    let html = TaskHtml { name: to_name, headline: &headline, title: &title, status: &status, comment, link: &link }
-        .render()
-        .map_err(|e| format!("template: {e}"))?;
+    let v = TaskView { name: to_name, headline: &headline, title: &title, status: &status, comment, link: &link };
+    let (text, html) = both(TaskText { v: &v }, TaskHtml { v: &v })?;
     Ok(OutgoingMail {
         key: row.key.clone(),
         to_email: to_email.to_owned(),

@@ -11,17 +11,6 @@ async fn main() -> Result<()> {
     let store = store::connect_with(&cfg.database_url, cfg.database_max_connections)
         .await
         .with_context(|| format!("cannot open the database {}", store::redact_url(&cfg.database_url)))?;
-    let services = Services::new(store);
-    let sender =
-        taskhub_jobs::mail::MailSender::new(services.clone(), taskhub_jobs::mailer(&cfg)?, cfg.public_url.clone());
     tracing::info!("job runner started");
-    taskhub_jobs::run(
-        services,
-        std::time::Duration::from_secs(3600),
-        Some(sender),
-        Some(taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?),
-        taskhub_core::runtime::shutdown_signal(),
-    )
-    .await;
-    Ok(())
+    taskhub_jobs::run_configured(&cfg, Services::new(store), taskhub_core::runtime::shutdown_signal()).await
 }

@@ -144,65 +144,62 @@ impl Bus {
     }
 }
 
+/// Runs `f` with every topic and dead-letter topic name on a runtime of its own (a `Drop` runs
+/// outside any async context).
+fn cleanup<F, Fut>(f: F)
+where
+    F: FnOnce(Vec<String>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let mut names: Vec<String> = TOPICS.iter().map(|t| (*t).to_owned()).collect();
+            names.extend(TOPICS.iter().map(|t| format!("{t}.dlq")));
+            rt.block_on(f(names));
+        }
+    })
+    .join();
+}
+
 impl Drop for Bus {
     fn drop(&mut self) {
         if let Some(k) = self.kafka.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(async move {
-                        let mut all: Vec<String> = TOPICS.iter().map(|t| (*t).to_owned()).collect();
-                        all.extend(TOPICS.iter().map(|t| format!("{t}.dlq")));
-                        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                        let _ = k.delete_topics(&refs).await;
-                    });
-                }
-            })
-            .join();
+            cleanup(move |names| async move {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let _ = k.delete_topics(&refs).await;
+            });
         }
         if let Some((p, _)) = self.redis.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(async move {
-                        let mut all: Vec<String> = TOPICS.iter().map(|t| (*t).to_owned()).collect();
-                        all.extend(TOPICS.iter().map(|t| format!("{t}.dlq")));
-                        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                        let _ = p.delete_streams(&refs).await;
-                    });
-                }
-            })
-            .join();
+            cleanup(move |names| async move {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let _ = p.delete_streams(&refs).await;
+            });
         }
     }
 }
 
+/// One module of the bus contract: every test on one engine and one bus.
+macro_rules! bus_module {
+    ($name:ident, $engine:ident, $bus:ident, $($m:ident :: $t:ident),*) => {
+        pub mod $name { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $t() -> anyhow::Result<()> {
+                crate::consumers::run(crate::common::Engine::$engine, crate::consumers::BusKind::$bus, crate::$m::$t).await
+            }
+        )* }
+    };
+}
+
 /// `bus_contract!(module::test, …)`: each test on SQLite and PostgreSQL with the in-process bus,
-/// and on both engines with Redis Streams.
+/// Redis Streams and Kafka.
 macro_rules! bus_contract {
     ($($m:ident :: $t:ident),* $(,)?) => {
-        pub mod memory_sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $t() -> anyhow::Result<()> { crate::consumers::run(crate::common::Engine::Sqlite, crate::consumers::BusKind::Memory, crate::$m::$t).await }
-        )* }
-        pub mod memory_postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $t() -> anyhow::Result<()> { crate::consumers::run(crate::common::Engine::Postgres, crate::consumers::BusKind::Memory, crate::$m::$t).await }
-        )* }
-        pub mod redis_sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $t() -> anyhow::Result<()> { crate::consumers::run(crate::common::Engine::Sqlite, crate::consumers::BusKind::Redis, crate::$m::$t).await }
-        )* }
-        pub mod kafka_sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $t() -> anyhow::Result<()> { crate::consumers::run(crate::common::Engine::Sqlite, crate::consumers::BusKind::Kafka, crate::$m::$t).await }
-        )* }
-        pub mod kafka_postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $t() -> anyhow::Result<()> { crate::consumers::run(crate::common::Engine::Postgres, crate::consumers::BusKind::Kafka, crate::$m::$t).await }
-        )* }
-        pub mod redis_postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $t() -> anyhow::Result<()> { crate::consumers::run(crate::common::Engine::Postgres, crate::consumers::BusKind::Redis, crate::$m::$t).await }
-        )* }
+        bus_module!(memory_sqlite, Sqlite, Memory, $($m::$t),*);
+        bus_module!(memory_postgres, Postgres, Memory, $($m::$t),*);
+        bus_module!(redis_sqlite, Sqlite, Redis, $($m::$t),*);
+        bus_module!(redis_postgres, Postgres, Redis, $($m::$t),*);
+        bus_module!(kafka_sqlite, Sqlite, Kafka, $($m::$t),*);
+        bus_module!(kafka_postgres, Postgres, Kafka, $($m::$t),*);
     };
 }
 
