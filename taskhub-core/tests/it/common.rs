@@ -195,3 +195,8 @@ pub fn invalid_fields<T: std::fmt::Debug>(r: taskhub_core::Result<T>) -> Vec<Str
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
+
+/// Every outbox row, in order.
+pub async fn outbox(fx: &Fx) -> Result<Vec<taskhub_core::events::OutboxRecord>> {
+    Ok(fx.store.read().await?.list_outbox(0, 100_000).await?)
+}

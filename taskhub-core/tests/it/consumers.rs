@@ -272,11 +272,7 @@ async fn drain(runner: &ConsumerRunner, idle: Duration) -> Result<Vec<Outcome>> 
 
 /// Events of the outbox on any of `topics`.
 async fn events_on(fx: &Fx, topics: &[&str]) -> Result<Vec<EventEnvelope>> {
-    Ok(fx
-        .store
-        .read()
-        .await?
-        .list_outbox(0, 100_000)
+    Ok(crate::common::outbox(fx)
         .await?
         .into_iter()
         .filter(|r| topics.contains(&r.topic.as_str()))

@@ -2,7 +2,7 @@
 //! announces each overdue spell once and never touches the status, the cleanup deletes only
 //! long-archived tasks, and a daily summary is claimed at most once a day.
 
-use crate::common::{Fx, input};
+use crate::common::{Fx, input, outbox};
 use anyhow::Result;
 use serde_json::json;
 use taskhub_core::page::PageRequest;
@@ -13,16 +13,7 @@ fn at(fx: &Fx, hours: i64) -> String {
 }
 
 async fn overdue_events(fx: &Fx) -> Result<Vec<taskhub_core::events::EventEnvelope>> {
-    Ok(fx
-        .store
-        .read()
-        .await?
-        .list_outbox(0, 100_000)
-        .await?
-        .into_iter()
-        .map(|r| r.event)
-        .filter(|e| e.event_type == "task.overdue")
-        .collect())
+    Ok(outbox(fx).await?.into_iter().map(|r| r.event).filter(|e| e.event_type == "task.overdue").collect())
 }
 
 pub async fn the_overdue_scan_announces_each_overdue_spell_once(fx: Fx) -> Result<()> {
@@ -89,15 +80,7 @@ pub async fn the_cleanup_deletes_only_tasks_archived_long_ago(fx: Fx) -> Result<
             "{table} of the deleted task"
         );
     }
-    let purged: Vec<_> = fx
-        .store
-        .read()
-        .await?
-        .list_outbox(0, 100_000)
-        .await?
-        .into_iter()
-        .filter(|r| r.event.event_type == "tasks.purged")
-        .collect();
+    let purged: Vec<_> = outbox(&fx).await?.into_iter().filter(|r| r.event.event_type == "tasks.purged").collect();
     assert_eq!(purged.len(), 1);
     assert_eq!(purged[0].event.data["task_ids"], json!([old.id]));
     assert_eq!(purged[0].topic, "system-notifications", "the audit log keeps it");
