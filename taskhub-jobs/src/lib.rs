@@ -12,19 +12,20 @@
 //!   `overdue` history row and a `task.overdue` event); it never changes a status.
 //! - `archive_cleanup` (queue `long`, checked hourly): deletes tasks archived more than 30 days
 //!   ago with their comments and history, recorded as a `tasks.purged` event.
-//!
 //! - `daily_summary` (queue `long`, daily at `summary_time` in `timezone`, default 07:00 UTC):
 //!   per active user, the last 24 hours (newly assigned, completed, overdue, pending), mailed;
 //!   skipped when all are zero, claimed at most once per user and day.
 //! - `task_notification` (queue `interactive`, every second): sends the mail the notifications
 //!   consumer queued (see [`mail`]), retried with back-off, dead after 5 tries with the error.
 //!
-//! Each is idempotent, so several runners at once do no harm. The apalis runner with its
-//! queues, mail and monitoring is not in this build yet.
+//! The `long` jobs go through a persistent apalis queue ([`runner`]); each is idempotent, so
+//! several runners at once (each pushing its schedule, each with its worker) do no harm.
 //!
-//! Features: `sqlite` (default) and `postgres` select the storage engines compiled in.
+//! Features: `sqlite` (default) and `postgres` select the storage engines compiled in (and the
+//! job storages: SQLite in a file of its own, PostgreSQL); `redis` adds Redis job storage.
 
 pub mod mail;
+pub mod runner;
 pub mod schedule;
 
 use std::future::Future;
@@ -65,7 +66,9 @@ pub fn mailer(cfg: &taskhub_core::config::Config) -> anyhow::Result<std::sync::A
     })
 }
 
-/// Runs every job as `cfg` configures them (mailer, summary schedule) until `shutdown`.
+/// Runs every job as `cfg` configures them (job storage, mailer, summary schedule) until
+/// `shutdown`: one worker of the `long` queue (named uniquely for this process), the schedule
+/// that pushes the periodic jobs into that queue, and the mail sender.
 pub async fn run_configured(
     cfg: &taskhub_core::config::Config,
     services: Services,
@@ -73,24 +76,40 @@ pub async fn run_configured(
 ) -> anyhow::Result<()> {
     let sender = mail::MailSender::new(services.clone(), mailer(cfg)?, cfg.public_url.clone());
     let summary = schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?;
-    run(services, Duration::from_secs(3600), Some(sender), Some(summary), shutdown).await;
+    let queue = runner::LongQueue::open(cfg, QUEUE_LONG).await?;
+    run(services, Duration::from_secs(3600), queue, Some(sender), Some(summary), shutdown).await;
     Ok(())
 }
 
-/// Runs the periodic jobs every `every`, and sends queued mail every second (queue
-/// `interactive`), until `shutdown` resolves. A failing run is logged and retried at the next
-/// tick; the process never dies of it.
+/// Pushes the periodic jobs into `queue` every `every` (and the daily summary when due), runs
+/// a worker of `queue`, and sends queued mail every second (queue `interactive`), until
+/// `shutdown` resolves. A failure is logged and retried at the next tick; the process never
+/// dies of it.
 pub async fn run(
     services: Services,
     every: Duration,
+    mut queue: runner::LongQueue,
     mail: Option<mail::MailSender>,
     mut summary: Option<schedule::DailyAt>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let mut minute = tokio::time::interval(Duration::from_secs(60));
-    minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let worker = {
+        let (queue, services, mut rx) = (queue.clone(), services.clone(), worker_stopped);
+        let name = format!("taskhub-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = queue.work(name, services, stop).await {
+                tracing::error!(queue = QUEUE_LONG, error = %e, "the worker stopped");
+            }
+        })
+    };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut minute = tokio::time::interval(Duration::from_secs(60));
+    minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut mail_tick = tokio::time::interval(Duration::from_secs(1));
     mail_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -99,11 +118,10 @@ pub async fn run(
             () = &mut shutdown => break,
             _ = minute.tick(), if summary.is_some() => {
                 let day = summary.as_mut().and_then(|s| s.due(services.ctx.clock.now()));
-                if let Some(day) = day {
-                    match schedule::daily_summaries(&services, day).await {
-                        Ok(n) => tracing::info!(job = "daily_summary", queue = QUEUE_LONG, %day, claimed = n, "job done"),
-                        Err(e) => tracing::error!(job = "daily_summary", queue = QUEUE_LONG, %day, error = %e, "job failed"),
-                    }
+                if let Some(day) = day
+                    && let Err(e) = queue.push(runner::LongJob::DailySummary { day }).await
+                {
+                    tracing::error!(job = "daily_summary", queue = QUEUE_LONG, error = %e, "could not queue the job");
                 }
             }
             _ = mail_tick.tick(), if mail.is_some() => {
@@ -116,24 +134,16 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
-                match purge_idempotency_keys(&services).await {
-                    Ok(n) => tracing::info!(job = "idempotency_purge", queue = QUEUE_LONG, purged = n, "job done"),
-                    Err(e) => tracing::error!(job = "idempotency_purge", queue = QUEUE_LONG, error = %e, "job failed"),
-                }
-                match purge_expired_tokens(&services).await {
-                    Ok(n) => tracing::info!(job = "token_purge", queue = QUEUE_LONG, purged = n, "job done"),
-                    Err(e) => tracing::error!(job = "token_purge", queue = QUEUE_LONG, error = %e, "job failed"),
-                }
-                match services.maintenance.overdue_scan().await {
-                    Ok(ids) => tracing::info!(job = "overdue_scan", queue = QUEUE_LONG, announced = ids.len(), "job done"),
-                    Err(e) => tracing::error!(job = "overdue_scan", queue = QUEUE_LONG, error = %e, "job failed"),
-                }
-                let retention = taskhub_core::maintenance::DEFAULT_ARCHIVE_RETENTION;
-                match services.maintenance.archive_cleanup(retention).await {
-                    Ok(n) => tracing::info!(job = "archive_cleanup", queue = QUEUE_LONG, deleted = n, "job done"),
-                    Err(e) => tracing::error!(job = "archive_cleanup", queue = QUEUE_LONG, error = %e, "job failed"),
+                use runner::LongJob::{ArchiveCleanup, IdempotencyPurge, OverdueScan, TokenPurge};
+                for job in [IdempotencyPurge, TokenPurge, OverdueScan, ArchiveCleanup] {
+                    let name = job.name();
+                    if let Err(e) = queue.push(job).await {
+                        tracing::error!(job = name, queue = QUEUE_LONG, error = %e, "could not queue the job");
+                    }
                 }
             }
         }
     }
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
 }

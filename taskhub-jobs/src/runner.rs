@@ -1,0 +1,171 @@
+//! The persistent `long` queue on apalis 1.0: jobs are pushed into the storage chosen at run
+//! time (`--jobs-backend sqlite|postgres|redis`) and executed by workers with unique names, each
+//! job by one worker (several runners at once are safe), retried up to [`MAX_ATTEMPTS`] times.
+//!
+//! The jobs are idempotent in effect (see [`taskhub_core::maintenance`]), so a job run again
+//! after a worker died mid-way changes nothing twice.
+
+use apalis::prelude::*;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use taskhub_core::Services;
+use taskhub_core::config::{Config, JobsBackend};
+
+/// Tries of a job before it stays failed.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// A job of the `long` queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum LongJob {
+    /// Announce the tasks that became overdue.
+    OverdueScan,
+    /// Delete tasks archived more than 30 days ago.
+    ArchiveCleanup,
+    /// Claim (and queue the mail of) every user's summary of `day`.
+    DailySummary {
+        /// The local day.
+        day: NaiveDate,
+    },
+    /// Forget idempotency keys older than 24 h.
+    IdempotencyPurge,
+    /// Delete expired tokens and sessions.
+    TokenPurge,
+    /// Does nothing (benchmarks and health checks of the queue).
+    Noop,
+}
+
+impl LongJob {
+    /// The job's name (in logs and metrics).
+    pub fn name(&self) -> &'static str {
+        match self {
+            LongJob::OverdueScan => "overdue_scan",
+            LongJob::ArchiveCleanup => "archive_cleanup",
+            LongJob::DailySummary { .. } => "daily_summary",
+            LongJob::IdempotencyPurge => "idempotency_purge",
+            LongJob::TokenPurge => "token_purge",
+            LongJob::Noop => "noop",
+        }
+    }
+}
+
+/// Runs one job.
+pub async fn execute(job: LongJob, services: Data<Services>) -> Result<(), BoxDynError> {
+    let s: &Services = &services;
+    let name = job.name();
+    let done = match job {
+        LongJob::OverdueScan => s.maintenance.overdue_scan().await?.len() as u64,
+        LongJob::ArchiveCleanup => {
+            s.maintenance.archive_cleanup(taskhub_core::maintenance::DEFAULT_ARCHIVE_RETENTION).await?
+        }
+        LongJob::DailySummary { day } => crate::schedule::daily_summaries(s, day).await? as u64,
+        LongJob::IdempotencyPurge => crate::purge_idempotency_keys(s).await?,
+        LongJob::TokenPurge => crate::purge_expired_tokens(s).await?,
+        LongJob::Noop => 0,
+    };
+    tracing::info!(job = name, queue = crate::QUEUE_LONG, count = done, "job done");
+    Ok(())
+}
+
+/// The storage of the `long` queue.
+#[derive(Clone)]
+pub enum LongQueue {
+    /// SQLite, in a file of its own.
+    Sqlite(apalis_sqlite::SqliteStorage<LongJob>),
+    /// PostgreSQL (schema `apalis`).
+    #[cfg(feature = "postgres")]
+    Postgres(apalis_postgres::PostgresStorage<LongJob>),
+    /// Redis.
+    #[cfg(feature = "redis")]
+    Redis(apalis_redis::RedisStorage<LongJob>),
+}
+
+fn jobs_sqlite_url(database_url: &str) -> String {
+    // Beside the main SQLite file (apalis sets its own pragmas and migrations on its pool).
+    match database_url.strip_suffix(".db") {
+        Some(stem) if database_url.starts_with("sqlite:") => format!("{stem}-jobs.db"),
+        _ => "sqlite://taskhub-jobs.db".to_owned(),
+    }
+}
+
+impl LongQueue {
+    /// Opens the storage `cfg` names, with queue name `queue` (`long` in production).
+    pub async fn open(cfg: &Config, queue: &str) -> anyhow::Result<Self> {
+        Ok(match cfg.jobs_backend {
+            JobsBackend::Sqlite => {
+                use std::str::FromStr;
+                let url = jobs_sqlite_url(&cfg.database_url);
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.create_if_missing(true);
+                let pool = sqlx::SqlitePool::connect_with(opts).await?;
+                apalis_sqlite::SqliteStorage::setup(&pool).await?;
+                LongQueue::Sqlite(
+                    apalis_sqlite::SqliteStorage::new(&pool).with_config(apalis_sqlite::Config::default().queue(queue)),
+                )
+            }
+            #[cfg(not(feature = "postgres"))]
+            JobsBackend::Postgres => anyhow::bail!("this build has no PostgreSQL job storage (feature `postgres`)"),
+            #[cfg(feature = "postgres")]
+            JobsBackend::Postgres => {
+                let pool = sqlx::PgPool::connect(&cfg.database_url).await?;
+                apalis_postgres::PostgresStorage::setup(&pool).await?;
+                LongQueue::Postgres(
+                    apalis_postgres::PostgresStorage::new(&pool)
+                        .with_config(apalis_postgres::Config::default().queue(queue)),
+                )
+            }
+            #[cfg(not(feature = "redis"))]
+            JobsBackend::Redis => anyhow::bail!("this build has no Redis job storage (feature `redis`)"),
+            #[cfg(feature = "redis")]
+            JobsBackend::Redis => {
+                let Some(url) = cfg.redis_url.as_deref() else {
+                    anyhow::bail!("--jobs-backend redis needs --redis-url")
+                };
+                let conn = apalis_redis::connect(url).await?;
+                LongQueue::Redis(
+                    apalis_redis::RedisStorage::new(conn).with_config(apalis_redis::Config::default().queue(queue)),
+                )
+            }
+        })
+    }
+
+    /// Pushes a job (tried up to [`MAX_ATTEMPTS`] times).
+    pub async fn push(&mut self, job: LongJob) -> anyhow::Result<()> {
+        let task = TaskBuilder::new(job).max_attempts(MAX_ATTEMPTS).build();
+        match self {
+            LongQueue::Sqlite(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            #[cfg(feature = "postgres")]
+            LongQueue::Postgres(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            #[cfg(feature = "redis")]
+            LongQueue::Redis(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+        }
+        Ok(())
+    }
+
+    /// Runs a worker named `name` (unique per process) until `shutdown`.
+    pub async fn work(
+        &self,
+        name: String,
+        services: Services,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let signal = async move {
+            shutdown.await;
+            Ok::<(), std::io::Error>(())
+        };
+        let r = match self {
+            LongQueue::Sqlite(s) => {
+                WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
+            }
+            #[cfg(feature = "postgres")]
+            LongQueue::Postgres(s) => {
+                WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
+            }
+            #[cfg(feature = "redis")]
+            LongQueue::Redis(s) => {
+                WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
+            }
+        };
+        r.map_err(|e| anyhow::anyhow!("worker: {e}"))
+    }
+}
