@@ -8,7 +8,7 @@ use crate::events::EventEnvelope;
 use crate::history::{HistoryAction, NewHistory};
 use crate::services::Actor;
 use crate::services::Ctx;
-use crate::store::maintain::{MailFailure, MailQueueCounts, NewMail, SummaryCounts};
+use crate::store::maintain::{MailFailure, NewMail, QueueCounts, SummaryCounts};
 use crate::tasks::TaskStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
@@ -25,7 +25,7 @@ pub struct QueueView {
     /// The jobs it carries.
     pub jobs: Vec<String>,
     /// Jobs by state.
-    pub counts: MailQueueCounts,
+    pub counts: QueueCounts,
 }
 
 /// The jobs view.

@@ -76,9 +76,10 @@ pub enum LongQueue {
     /// PostgreSQL (schema `apalis`).
     #[cfg(feature = "postgres")]
     Postgres(apalis_postgres::PostgresStorage<LongJob>),
-    /// Redis.
+    /// Redis (with a connection of its own for the figures: apalis-redis 1.0's metrics script
+    /// fails on its own key types).
     #[cfg(feature = "redis")]
-    Redis(apalis_redis::RedisStorage<LongJob>),
+    Redis(apalis_redis::RedisStorage<LongJob>, redis::aio::ConnectionManager),
 }
 
 fn jobs_sqlite_url(database_url: &str) -> String {
@@ -122,9 +123,9 @@ impl LongQueue {
                     anyhow::bail!("--jobs-backend redis needs --redis-url")
                 };
                 let conn = apalis_redis::connect(url).await?;
-                LongQueue::Redis(
-                    apalis_redis::RedisStorage::new(conn).with_config(apalis_redis::Config::default().queue(queue)),
-                )
+                let storage = apalis_redis::RedisStorage::new(conn.clone())
+                    .with_config(apalis_redis::Config::default().queue(queue));
+                LongQueue::Redis(storage, conn)
             }
         })
     }
@@ -137,9 +138,30 @@ impl LongQueue {
             #[cfg(feature = "postgres")]
             LongQueue::Postgres(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
             #[cfg(feature = "redis")]
-            LongQueue::Redis(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            LongQueue::Redis(s, _) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
         }
         Ok(())
+    }
+
+    /// The queue's figures as apalis reports them (`PENDING_JOBS`, `RUNNING_JOBS`, `DONE_JOBS`,
+    /// `FAILED_JOBS`, `KILLED_JOBS`…), by name.
+    pub async fn stats(&self) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+        use apalis_core::backend::Metrics;
+        let rows = match self {
+            LongQueue::Sqlite(s) => s.fetch_by_queue().await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            #[cfg(feature = "postgres")]
+            LongQueue::Postgres(s) => s.fetch_by_queue().await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            #[cfg(feature = "redis")]
+            LongQueue::Redis(s, conn) => return redis_stats(s.get_config(), conn.clone()).await,
+        };
+        Ok(rows.into_iter().filter_map(|r| Some((r.title, r.value.parse::<f64>().ok()?))).collect())
+    }
+
+    /// Jobs waiting or running.
+    pub async fn pending(&self) -> anyhow::Result<usize> {
+        let s = self.stats().await?;
+        let n = |k: &str| s.get(k).copied().unwrap_or(0.0);
+        Ok((n("PENDING_JOBS") + n("RUNNING_JOBS")) as usize)
     }
 
     /// Runs a worker named `name` (unique per process) until `shutdown`.
@@ -162,10 +184,53 @@ impl LongQueue {
                 WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
             }
             #[cfg(feature = "redis")]
-            LongQueue::Redis(s) => {
+            LongQueue::Redis(s, _) => {
                 WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
             }
         };
         r.map_err(|e| anyhow::anyhow!("worker: {e}"))
     }
+}
+
+/// The figures of a Redis queue, counted from its keys whatever their type.
+#[cfg(feature = "redis")]
+async fn redis_stats(
+    cfg: &apalis_redis::Config,
+    mut conn: redis::aio::ConnectionManager,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    async fn count(conn: &mut redis::aio::ConnectionManager, key: &str) -> anyhow::Result<f64> {
+        let kind: String = redis::cmd("TYPE").arg(key).query_async(conn).await?;
+        let cmd = match kind.as_str() {
+            "list" => "LLEN",
+            "set" => "SCARD",
+            "zset" => "ZCARD",
+            "hash" => "HLEN",
+            _ => return Ok(0.0),
+        };
+        let n: i64 = redis::cmd(cmd).arg(key).query_async(conn).await?;
+        Ok(n as f64)
+    }
+    let mut out = std::collections::BTreeMap::new();
+    let pending =
+        count(&mut conn, &cfg.active_jobs_list()).await? + count(&mut conn, &cfg.scheduled_jobs_set()).await?;
+    // Each worker keeps its running jobs in a set of its own, `<inflight>:<worker>`; the workers
+    // are listed in the queue's workers key (read by type, like the counts).
+    let workers_key = cfg.workers_set();
+    let kind: String = redis::cmd("TYPE").arg(&workers_key).query_async(&mut conn).await?;
+    let workers: Vec<String> = match kind.as_str() {
+        "zset" => redis::cmd("ZRANGE").arg(&workers_key).arg(0).arg(-1).query_async(&mut conn).await?,
+        "set" => redis::cmd("SMEMBERS").arg(&workers_key).query_async(&mut conn).await?,
+        "hash" => redis::cmd("HKEYS").arg(&workers_key).query_async(&mut conn).await?,
+        _ => Vec::new(),
+    };
+    let mut running = count(&mut conn, &cfg.inflight_jobs_set()).await?;
+    for w in workers {
+        running += count(&mut conn, &format!("{}:{w}", cfg.inflight_jobs_set())).await?;
+    }
+    out.insert("PENDING_JOBS".to_owned(), pending);
+    out.insert("RUNNING_JOBS".to_owned(), running);
+    out.insert("DONE_JOBS".to_owned(), count(&mut conn, &cfg.done_jobs_set()).await?);
+    out.insert("FAILED_JOBS".to_owned(), count(&mut conn, &cfg.failed_jobs_set()).await?);
+    out.insert("KILLED_JOBS".to_owned(), count(&mut conn, &cfg.dead_jobs_set()).await?);
+    Ok(out)
 }

@@ -127,6 +127,23 @@ async fn contract(backend: JobsBackend) -> Result<()> {
         .filter(|r| r.event.event_type == "tasks.purged")
         .count();
     assert_eq!(purges, 1);
+    // The queue's own records: every job done once, none failed, none waiting.
+    let n = |s: &std::collections::BTreeMap<String, f64>, k: &str| s.get(k).copied().unwrap_or(0.0);
+    let mut stats = q.stats().await?;
+    for _ in 0..100 {
+        if n(&stats, "DONE_JOBS") >= 22.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = q.stats().await?;
+    }
+    assert_eq!(n(&stats, "FAILED_JOBS"), 0.0, "{backend:?}: {stats:?}");
+    assert_eq!(n(&stats, "PENDING_JOBS"), 0.0, "{backend:?}: {stats:?}");
+    // apalis 1.0 now and then records a job's completion late (seen on PostgreSQL and Redis:
+    // one of 22 still `Running` seconds after its effect, about 1 run in 6): counted, every job
+    // is done or just finishing: none lost, none failed.
+    assert_eq!(n(&stats, "DONE_JOBS") + n(&stats, "RUNNING_JOBS"), 22.0, "{backend:?}: {stats:?}");
+    assert!(n(&stats, "DONE_JOBS") >= 21.0, "{backend:?}: {stats:?}");
     let _ = stop.send(true);
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(10), w).await;

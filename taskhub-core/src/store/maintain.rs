@@ -65,10 +65,10 @@ pub struct NewMail {
     pub created_at: DateTime<Utc>,
 }
 
-/// The state of the mail queue.
+/// Jobs of one queue by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct MailQueueCounts {
+pub struct QueueCounts {
     /// Waiting for their first try.
     pub pending: i64,
     /// Being sent right now (claimed by a sender).
@@ -138,7 +138,7 @@ pub trait MaintainTx: Send {
     /// Mails by state: (pending, sent, dead).
     async fn mail_counts(&mut self) -> Result<(i64, i64, i64)>;
     /// The mail queue by state at `now`.
-    async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<MailQueueCounts>;
+    async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<QueueCounts>;
     /// The latest mails whose last try failed, newest first.
     async fn mail_failures(&mut self, limit: u32) -> Result<Vec<MailFailure>>;
     /// Puts a dead mail back in the queue, due at `now`; false if it is not dead.
@@ -262,7 +262,7 @@ macro_rules! impl_maintain_tx {
                 Ok(())
             }
 
-            async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<$crate::store::maintain::MailQueueCounts> {
+            async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<$crate::store::maintain::QueueCounts> {
                 let (pending, running, done, failed, dead): (i64, i64, i64, i64, i64) = sqlx::query_as(
                     "SELECT \
                      COALESCE(SUM(CASE WHEN sent_at IS NULL AND dead_at IS NULL AND last_error IS NULL AND (locked_until IS NULL OR locked_until < $1) THEN 1 ELSE 0 END), 0), \
@@ -272,7 +272,7 @@ macro_rules! impl_maintain_tx {
                      COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM mail_outbox",
                 )
                 .bind(now).fetch_one(&mut *self.inner).await?;
-                Ok($crate::store::maintain::MailQueueCounts { pending, running, done, failed, dead })
+                Ok($crate::store::maintain::QueueCounts { pending, running, done, failed, dead })
             }
 
             async fn mail_failures(&mut self, limit: u32) -> Result<Vec<$crate::store::maintain::MailFailure>> {
