@@ -15,12 +15,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
+/// A database of the benchmark's own (apalis adds its schema and extensions to it).
+async fn bench_database() -> String {
+    use sqlx::Connection;
+    let admin =
+        std::env::var("TASKHUB_BENCH_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL: {e}"));
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = 'taskhub_bench_jobs'")
+        .fetch_optional(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if exists.is_none() {
+        sqlx::query("CREATE DATABASE taskhub_bench_jobs").execute(&mut c).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut url = url::Url::parse(&admin).unwrap_or_else(|e| panic!("{e}"));
+    url.set_path("taskhub_bench_jobs");
+    url.to_string()
+}
+
 async fn case(backend: JobsBackend, n: usize) {
     let dir = std::env::temp_dir().join(format!("taskhub-jobs-bench-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let pg = std::env::var("TASKHUB_BENCH_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let database_url =
-        if backend == JobsBackend::Postgres { pg } else { format!("sqlite://{}", dir.join("main.db").display()) };
+    let database_url = if backend == JobsBackend::Postgres {
+        bench_database().await
+    } else {
+        format!("sqlite://{}", dir.join("main.db").display())
+    };
     let redis_url = std::env::var("TASKHUB_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let cfg = Config {
         database_url: database_url.clone(),
