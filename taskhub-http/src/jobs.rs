@@ -8,7 +8,8 @@ use crate::error::ApiResult;
 use crate::extract::Id;
 use crate::openapi::{Envelope, Errors};
 use axum::extract::State;
-use taskhub_core::maintenance::JobsView;
+use taskhub_core::maintenance::{JobsView, QueueView};
+use taskhub_core::store::maintain::QueueCounts;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,7 +21,33 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/jobs/", tag = "jobs", summary = "Queues with their jobs by state, and the latest failures (staff)",
     responses((status = 200, body = Envelope<JobsView>), Errors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, auth: Auth) -> ApiResult {
-    Ok(envelope::ok(&s.services.maintenance.jobs(&auth.actor()).await?))
+    let mut view = s.services.maintenance.jobs(&auth.actor()).await?;
+    if let Some(q) = &s.long_queue {
+        match long_counts(q).await {
+            Ok(counts) => view.queues.push(QueueView {
+                name: taskhub_jobs::QUEUE_LONG.into(),
+                jobs: ["daily_summary", "overdue_scan", "archive_cleanup", "idempotency_purge", "token_purge"]
+                    .map(String::from)
+                    .to_vec(),
+                counts,
+            }),
+            Err(e) => tracing::warn!(error = %e, "jobs view: the long queue's storage did not answer"),
+        }
+    }
+    Ok(envelope::ok(&view))
+}
+
+/// The `long` queue's jobs by state, from its storage's own records.
+pub async fn long_counts(q: &taskhub_jobs::runner::LongQueue) -> anyhow::Result<QueueCounts> {
+    let stats = q.stats().await?;
+    let n = |k: &str| stats.get(k).copied().unwrap_or(0.0) as i64;
+    Ok(QueueCounts {
+        pending: n("PENDING_JOBS"),
+        running: n("RUNNING_JOBS"),
+        done: n("DONE_JOBS"),
+        failed: n("FAILED_JOBS"),
+        dead: n("KILLED_JOBS"),
+    })
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/retry/", tag = "jobs", summary = "Put a dead job back in its queue (staff)",

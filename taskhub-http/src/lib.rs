@@ -54,6 +54,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Counters of the consumers running in this process (for `/metrics`).
     pub consumers: Vec<Arc<taskhub_core::events::consumer::ConsumerStats>>,
+    /// The `long` job queue, when this process can reach its storage (for `/api/jobs/`).
+    pub long_queue: Option<taskhub_jobs::runner::LongQueue>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(auth_per_minute)),
             metrics: Arc::default(),
             consumers: Vec::new(),
+            long_queue: None,
         }
     }
 }

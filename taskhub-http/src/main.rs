@@ -74,6 +74,13 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     let settings = TokenSettings { issuer: cfg.jwt_issuer.clone(), audience: cfg.jwt_audience.clone() };
     let auth = AuthService::new(services.ctx.clone(), keys, settings, services.users.hasher().clone());
     let mut state = AppState::new(services.clone(), auth, cfg.auth_rate_limit);
+    // The jobs view shows the long queue when its storage answers from here.
+    match taskhub_jobs::runner::LongQueue::open(&cfg, taskhub_jobs::QUEUE_LONG).await {
+        Ok(q) => state.long_queue = Some(q),
+        Err(e) => {
+            tracing::warn!(error = %e, "the long job queue's storage is not reachable; /api/jobs/ shows the mail queue only")
+        }
+    }
     let listener =
         tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     tracing::info!(address = %listener.local_addr()?, role = ?cfg.role, "taskhub listening on http://{}", listener.local_addr()?);

@@ -117,5 +117,16 @@ pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
             let _ = writeln!(body, "taskhub_mail_jobs{{queue=\"interactive\",state=\"{state}\"}} {n}");
         }
     }
+    if let Some(q) = &state.long_queue
+        && let Ok(c) = crate::jobs::long_counts(q).await
+    {
+        body.push_str("# HELP taskhub_jobs Jobs of the long queue by state.\n");
+        body.push_str("# TYPE taskhub_jobs gauge\n");
+        for (state, n) in
+            [("pending", c.pending), ("running", c.running), ("done", c.done), ("failed", c.failed), ("dead", c.dead)]
+        {
+            let _ = writeln!(body, "taskhub_jobs{{queue=\"long\",state=\"{state}\"}} {n}");
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -20,7 +20,18 @@ impl Mailer for Down {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
-    let app = TestApp::new().await?;
+    let mut app = TestApp::new().await?;
+    // The long queue, on SQLite storage of its own, with one job waiting.
+    let dir = std::env::temp_dir().join(format!("taskhub-jobs-api-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let cfg = taskhub_core::config::Config {
+        database_url: format!("sqlite://{}", dir.join("main.db").display()),
+        ..Default::default()
+    };
+    let mut long = taskhub_jobs::runner::LongQueue::open(&cfg, "long").await?;
+    long.push(taskhub_jobs::runner::LongJob::Noop).await?;
+    app.state.long_queue = Some(long);
+    app.router = taskhub_http::router(app.state.clone());
     let (_, alice) = app.user("alice").await?;
     let (bob, _) = app.user("bob").await?;
     let (_, root) = app.staff("root").await?;
@@ -47,6 +58,16 @@ async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
     let q = &r.body["data"]["queues"][0];
     assert_eq!(q["name"], "interactive");
     assert_eq!(q["counts"], json!({"pending": 1, "running": 0, "done": 0, "failed": 0, "dead": 0}));
+    let long = &r.body["data"]["queues"][1];
+    assert_eq!(long["name"], "long");
+    assert_eq!(long["counts"], json!({"pending": 1, "running": 0, "done": 0, "failed": 0, "dead": 0}));
+    assert!(long["jobs"].as_array().is_some_and(|j| j.contains(&json!("overdue_scan"))));
+    let req = axum::http::Request::builder().uri("/metrics").body(axum::body::Body::empty())?;
+    let res = tower::ServiceExt::oneshot(app.router.clone(), req).await?;
+    let text =
+        String::from_utf8_lossy(&http_body_util::BodyExt::collect(res.into_body()).await?.to_bytes()).into_owned();
+    assert!(text.contains("taskhub_jobs{queue=\"long\",state=\"pending\"} 1"), "long queue in /metrics");
+    assert!(text.contains("taskhub_mail_jobs{queue=\"interactive\",state=\"pending\"} 1"));
 
     // The mail server refuses: retried with back-off, then dead with the error kept.
     let sender = MailSender::new(app.state.services.clone(), Arc::new(Down), "http://x");
