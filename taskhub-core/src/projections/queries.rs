@@ -5,7 +5,6 @@ use super::search::terms;
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::services::{Actor, Ctx};
-use crate::store::Visibility;
 use crate::store::consume::{Activity, AuditEntry, Counter, Notification};
 use crate::validation::Violations;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -59,7 +58,7 @@ impl ProjectionService {
         let size = page.size()?;
         let offset: u32 = page.position()?.unwrap_or(0);
         let terms = terms(q);
-        let vis = if actor.is_staff { Visibility::All } else { Visibility::User { id: actor.user_id } };
+        let vis = crate::tasks::policy::visibility(actor);
         let rows = self.ctx.store.read().await?.search_tasks(&vis, &terms, offset, size + 1).await?;
         let hits: Vec<SearchHit> = rows
             .into_iter()
@@ -74,7 +73,7 @@ impl ProjectionService {
         let mut items = hits;
         items.truncate(size as usize);
         // The cursor is the offset of the next page.
-        let next_cursor = if more { Some(crate::page::encode_cursor(&(offset + size))?) } else { None };
+        let next_cursor = if more { Some(crate::page::encode_cursor(&offset.saturating_add(size))?) } else { None };
         Ok(Page { items, next_cursor, page_size: size, count: None })
     }
 

@@ -73,14 +73,7 @@ macro_rules! impl_tx {
 
             fn push_task_filters(qb: &mut QueryBuilder<$db>, f: &TaskFilter, vis: &Visibility) {
                 qb.push(" WHERE 1 = 1");
-                if let Visibility::User { id } = vis {
-                    // Measured on PostgreSQL (10k tasks): this per-row test walking the ordered
-                    // index beats building the visible set first (IN … UNION), 0.3 ms vs 4 ms a page.
-                    qb.push(" AND (t.created_by = ").push_bind(*id);
-                    qb.push(" OR EXISTS (SELECT 1 FROM task_assignees va WHERE va.task_id = t.id AND va.user_id = ").push_bind(*id);
-                    qb.push(") OR t.assigned_team IN (SELECT vm.team_id FROM team_members vm WHERE vm.user_id = ").push_bind(*id);
-                    qb.push("))");
-                }
+                $crate::store::consume::push_visibility(qb, vis);
                 match f.archived {
                     ArchivedFilter::Live => { qb.push(" AND t.is_archived = FALSE"); }
                     ArchivedFilter::Archived => { qb.push(" AND t.is_archived = TRUE"); }
