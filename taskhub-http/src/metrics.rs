@@ -109,11 +109,13 @@ pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
     taskhub_events::render_metrics(&mut body, &state.consumers);
     // The mail queue (job `task_notification`, queue `interactive`).
     if let Ok(mut tx) = state.services.store().read().await
-        && let Ok((pending, sent, dead)) = tx.mail_counts().await
+        && let Ok(c) = tx.mail_queue_counts(state.services.ctx.clock.now()).await
     {
         body.push_str("# HELP taskhub_mail_jobs Mail jobs by state (queue interactive).\n");
         body.push_str("# TYPE taskhub_mail_jobs gauge\n");
-        for (state, n) in [("pending", pending), ("sent", sent), ("dead", dead)] {
+        for (state, n) in
+            [("pending", c.pending), ("running", c.running), ("done", c.done), ("failed", c.failed), ("dead", c.dead)]
+        {
             let _ = writeln!(body, "taskhub_mail_jobs{{queue=\"interactive\",state=\"{state}\"}} {n}");
         }
     }

@@ -83,6 +83,11 @@ async fn world() -> Result<World> {
 }
 
 impl World {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        use taskhub_core::clock::Clock;
+        self.clock.now()
+    }
+
     fn clock_day(&self) -> chrono::NaiveDate {
         use taskhub_core::clock::Clock;
         self.clock.now().date_naive()
@@ -182,8 +187,8 @@ async fn failed_mails_are_retried_with_back_off_then_kept_as_dead() -> Result<()
         w.clock.advance(chrono::Duration::hours(1));
     }
     assert_eq!(dead, 5);
-    let (pending, sent, dead_rows) = w.services.store().read().await?.mail_counts().await?;
-    assert_eq!((pending, sent, dead_rows), (0, 0, 5));
+    let c = w.services.store().read().await?.mail_queue_counts(w.now()).await?;
+    assert_eq!((c.pending, c.running, c.done, c.failed, c.dead), (0, 0, 0, 0, 5));
     let url = format!("sqlite://{}", w.dir.join("db.sqlite").display());
     use sqlx::Connection;
     let mut c = sqlx::SqliteConnection::connect(&url).await?;

@@ -135,8 +135,6 @@ pub trait MaintainTx: Send {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<()>;
-    /// Mails by state: (pending, sent, dead).
-    async fn mail_counts(&mut self) -> Result<(i64, i64, i64)>;
     /// The mail queue by state at `now`.
     async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<QueueCounts>;
     /// The latest mails whose last try failed, newest first.
@@ -291,15 +289,6 @@ macro_rules! impl_maintain_tx {
                 )
                 .bind(id).bind(now).execute(&mut *self.inner).await?;
                 Ok(r.rows_affected() == 1)
-            }
-
-            async fn mail_counts(&mut self) -> Result<(i64, i64, i64)> {
-                Ok(sqlx::query_as(
-                    "SELECT COALESCE(SUM(CASE WHEN sent_at IS NULL AND dead_at IS NULL THEN 1 ELSE 0 END), 0), \
-                     COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
-                     COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM mail_outbox",
-                )
-                .fetch_one(&mut *self.inner).await?)
             }
         }
     };
