@@ -47,8 +47,7 @@ pub(crate) fn check_row(prev_hash: &str, row: &AuditEntry) -> std::result::Resul
         return Err(format!("hash {} does not match its contents (expected {want})", row.hash));
     }
     let e: EventEnvelope = serde_json::from_str(&row.payload).map_err(|e| format!("payload is not an event: {e}"))?;
-    let entity = (e.entity.kind != "consumer" || e.entity.id != 0)
-        .then_some(EntityRefOut { kind: e.entity.kind, id: e.entity.id });
+    let entity = Some(EntityRefOut { kind: e.entity.kind, id: e.entity.id });
     if e.id.to_string() != row.event_id
         || e.event_type != row.event_type
         || e.actor_id != row.actor_id
@@ -73,8 +72,7 @@ impl Consumer for AuditLog {
     async fn apply(&self, tx: &mut dyn Tx, e: &EventEnvelope) -> Result<()> {
         let prev_hash = tx.audit_head().await?.unwrap_or_else(|| GENESIS_HASH.to_owned());
         let payload = serde_json::to_string(e)?;
-        let entity = (e.entity.kind != "consumer" || e.entity.id != 0)
-            .then(|| EntityRefOut { kind: e.entity.kind.clone(), id: e.entity.id });
+        let entity = Some(EntityRefOut { kind: e.entity.kind.clone(), id: e.entity.id });
         let row = AuditEntry {
             id: 0,
             event_id: e.id.to_string(),
