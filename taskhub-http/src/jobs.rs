@@ -9,7 +9,6 @@ use crate::extract::Id;
 use crate::openapi::{Envelope, Errors};
 use axum::extract::State;
 use taskhub_core::maintenance::{JobsView, QueueView};
-use taskhub_core::store::maintain::QueueCounts;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,7 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn list(State(s): State<AppState>, auth: Auth) -> ApiResult {
     let mut view = s.services.maintenance.jobs(&auth.actor()).await?;
     if let Some(q) = &s.long_queue {
-        match long_counts(q).await {
+        match q.counts().await {
             Ok(counts) => view.queues.push(QueueView {
                 name: taskhub_jobs::QUEUE_LONG.into(),
                 jobs: ["daily_summary", "overdue_scan", "archive_cleanup", "idempotency_purge", "token_purge"]
@@ -35,19 +34,6 @@ async fn list(State(s): State<AppState>, auth: Auth) -> ApiResult {
         }
     }
     Ok(envelope::ok(&view))
-}
-
-/// The `long` queue's jobs by state, from its storage's own records.
-pub async fn long_counts(q: &taskhub_jobs::runner::LongQueue) -> anyhow::Result<QueueCounts> {
-    let stats = q.stats().await?;
-    let n = |k: &str| stats.get(k).copied().unwrap_or(0.0) as i64;
-    Ok(QueueCounts {
-        pending: n("PENDING_JOBS"),
-        running: n("RUNNING_JOBS"),
-        done: n("DONE_JOBS"),
-        failed: n("FAILED_JOBS"),
-        dead: n("KILLED_JOBS"),
-    })
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/retry/", tag = "jobs", summary = "Put a dead job back in its queue (staff)",

@@ -120,7 +120,7 @@ pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
         }
     }
     if let Some(q) = &state.long_queue
-        && let Ok(c) = crate::jobs::long_counts(q).await
+        && let Ok(c) = q.counts().await
     {
         body.push_str("# HELP taskhub_jobs Jobs of the long queue by state.\n");
         body.push_str("# TYPE taskhub_jobs gauge\n");

@@ -157,6 +157,19 @@ impl LongQueue {
         Ok(rows.into_iter().filter_map(|r| Some((r.title, r.value.parse::<f64>().ok()?))).collect())
     }
 
+    /// The queue's jobs by state, in the shape of the jobs view.
+    pub async fn counts(&self) -> anyhow::Result<taskhub_core::store::maintain::QueueCounts> {
+        let stats = self.stats().await?;
+        let n = |k: &str| stats.get(k).copied().unwrap_or(0.0) as i64;
+        Ok(taskhub_core::store::maintain::QueueCounts {
+            pending: n("PENDING_JOBS"),
+            running: n("RUNNING_JOBS"),
+            done: n("DONE_JOBS"),
+            failed: n("FAILED_JOBS"),
+            dead: n("KILLED_JOBS"),
+        })
+    }
+
     /// Jobs waiting or running.
     pub async fn pending(&self) -> anyhow::Result<usize> {
         let s = self.stats().await?;
