@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 use taskhub_core::config::{Config, JobsBackend};
 use taskhub_core::{Services, store};
-use taskhub_jobs::runner::{LongJob, LongQueue};
+use taskhub_jobs::runner::{Job, JobQueue};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -50,12 +50,12 @@ async fn case(backend: JobsBackend, n: usize) {
     };
     let services = Services::new(store::connect(&database_url).await.unwrap_or_else(|e| panic!("store: {e}")));
     let queue_name = format!("bench-{}", uuid::Uuid::now_v7().simple());
-    let mut q = LongQueue::open(&cfg, &queue_name).await.unwrap_or_else(|e| panic!("queue: {e}"));
+    let mut q = JobQueue::open(&cfg, &queue_name).await.unwrap_or_else(|e| panic!("queue: {e}"));
     let mut lat = Vec::with_capacity(n);
     let started = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
-        q.push(LongJob::Noop).await.unwrap_or_else(|e| panic!("push: {e}"));
+        q.push(Job::Noop).await.unwrap_or_else(|e| panic!("push: {e}"));
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let enqueue = started.elapsed();
@@ -63,9 +63,10 @@ async fn case(backend: JobsBackend, n: usize) {
     // One worker drains the queue; the rate is read from the queue's own records.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = {
-        let (q, services, mut rx) = (q.clone(), services.clone(), stopped);
+        let services = taskhub_jobs::runner::JobContext { services: services.clone(), mail: None };
+        let (q, mut rx) = (q.clone(), stopped);
         tokio::spawn(async move {
-            q.work(format!("bench-{}", uuid::Uuid::now_v7().simple()), services, async move {
+            q.work(format!("bench-{}", uuid::Uuid::now_v7().simple()), services, 4, async move {
                 let _ = rx.wait_for(|s| *s).await;
             })
             .await

@@ -94,14 +94,17 @@ pub struct Config {
     pub mail_from: String,
     /// Where people reach the pages (links in mail).
     pub public_url: String,
-    /// Local time of day of the daily summary mail (`HH:MM`).
+    /// Local time of day of the daily summary mail (`HH:MM`, or `off`).
     pub summary_time: String,
     /// IANA time zone of `summary_time` (e.g. `Europe/Berlin`).
     pub timezone: String,
+    /// The job queues this process works, comma-separated: `interactive`, `long` (both by
+    /// default; the process working `long` also pushes the periodic jobs).
+    pub queues: String,
 }
 
 /// The keys of [`Config`], as file keys and (upper-cased, `TASKHUB_`-prefixed) variables.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "role",
     "bind",
     "database_url",
@@ -123,6 +126,7 @@ pub const KEYS: [&str; 21] = [
     "public_url",
     "summary_time",
     "timezone",
+    "queues",
 ];
 
 impl Default for Config {
@@ -149,6 +153,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8000".into(),
             summary_time: "07:00".into(),
             timezone: "UTC".into(),
+            queues: "interactive,long".into(),
         }
     }
 }
@@ -174,6 +179,18 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The job queues named by `queues`: at least one, each `interactive` or `long`.
+    pub fn job_queues(&self) -> Result<Vec<&str>> {
+        let names: Vec<&str> = self.queues.split(',').map(str::trim).filter(|q| !q.is_empty()).collect();
+        if names.is_empty() {
+            return Err(Error::Config("queues must name at least one queue (interactive, long)".into()));
+        }
+        if let Some(bad) = names.iter().find(|q| !["interactive", "long"].contains(q)) {
+            return Err(Error::Config(format!("queues: unknown queue {bad:?} (interactive, long)")));
+        }
+        Ok(names)
+    }
+
     /// Checks the values hang together.
     pub fn validate(&self) -> Result<()> {
         let url = &self.database_url;
@@ -195,6 +212,7 @@ impl Config {
         if self.jobs_backend == JobsBackend::Postgres && !url.starts_with("postgres") {
             return Err(Error::Config("jobs_backend = postgres needs a postgres:// database_url".into()));
         }
+        self.job_queues()?;
         if self.jwt_issuer.is_empty() || self.jwt_audience.is_empty() {
             return Err(Error::Config("jwt_issuer and jwt_audience must not be empty".into()));
         }
@@ -243,6 +261,8 @@ mod tests {
                 ("TASKHUB_ROLE", "everything"),
                 ("TASKHUB_BIND", "not-an-address"),
                 ("TASKHUB_DATABASE_MAX_CONNECTIONS", "0"),
+                ("TASKHUB_QUEUES", "long,reports"),
+                ("TASKHUB_QUEUES", " , "),
             ] {
                 jail.set_env(key, value);
                 let r = Config::load(None, Flags { bind: None });

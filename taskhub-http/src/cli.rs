@@ -63,6 +63,10 @@ pub struct Flags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_url: Option<String>,
+    /// Job queues this process works: interactive,long (default both).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queues: Option<String>,
     /// Directory of the file mailbox (one .eml per message).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

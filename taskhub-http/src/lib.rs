@@ -55,7 +55,7 @@ pub struct AppState {
     /// Counters of the consumers running in this process (for `/metrics`).
     pub consumers: Vec<Arc<taskhub_core::events::consumer::ConsumerStats>>,
     /// The `long` job queue, when this process can reach its storage (for `/api/jobs/`).
-    pub long_queue: Option<taskhub_jobs::runner::LongQueue>,
+    pub long_queue: Option<taskhub_jobs::runner::JobQueue>,
 }
 
 impl AppState {

@@ -75,7 +75,7 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     let auth = AuthService::new(services.ctx.clone(), keys, settings, services.users.hasher().clone());
     let mut state = AppState::new(services.clone(), auth, cfg.auth_rate_limit);
     // The jobs view shows the long queue when its storage answers from here.
-    match taskhub_jobs::runner::LongQueue::open(&cfg, taskhub_jobs::QUEUE_LONG).await {
+    match taskhub_jobs::runner::JobQueue::open(&cfg, taskhub_jobs::QUEUE_LONG).await {
         Ok(q) => state.long_queue = Some(q),
         Err(e) => {
             tracing::warn!(error = %e, "the long job queue's storage is not reachable; /api/jobs/ shows the mail queue only")
@@ -99,7 +99,7 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     };
     if cfg.role == Role::All {
         // A bad mail or schedule setting stops the start, not the runner later.
-        taskhub_jobs::schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?;
+        taskhub_jobs::schedule::summary_schedule(&cfg)?;
         taskhub_jobs::mailer(&cfg)?;
     }
     let jobs = (cfg.role == Role::All).then(|| {

@@ -15,11 +15,14 @@
 //! - `daily_summary` (queue `long`, daily at `summary_time` in `timezone`, default 07:00 UTC):
 //!   per active user, the last 24 hours (newly assigned, completed, overdue, pending), mailed;
 //!   skipped when all are zero, claimed at most once per user and day.
-//! - `task_notification` (queue `interactive`, every second): sends the mail the notifications
-//!   consumer queued (see [`mail`]), retried with back-off, dead after 5 tries with the error.
+//! - `send_mail` (queue `interactive`): sends one mail the notifications consumer (a
+//!   `task_notification`) or the summary job queued in the mail outbox (see [`mail`]); the
+//!   outbox hands due mail to the queue every second, retries with back-off, and keeps a mail
+//!   dead with its error after 5 tries.
 //!
-//! The `long` jobs go through a persistent apalis queue ([`runner`]); each is idempotent, so
-//! several runners at once (each pushing its schedule, each with its worker) do no harm.
+//! Both queues are persistent apalis queues ([`runner`]); each job is idempotent, so several
+//! runners at once (each pushing its schedule, each with its workers) do no harm. `queues`
+//! (`--queues`) picks the queues a process works.
 //!
 //! Features: `sqlite` (default) and `postgres` select the storage engines compiled in (and the
 //! job storages: SQLite in a file of its own, PostgreSQL); `redis` adds Redis job storage.
@@ -66,46 +69,92 @@ pub fn mailer(cfg: &taskhub_core::config::Config) -> anyhow::Result<std::sync::A
     })
 }
 
-/// Runs every job as `cfg` configures them (job storage, mailer, summary schedule) until
-/// `shutdown`: one worker of the `long` queue (named uniquely for this process), the schedule
-/// that pushes the periodic jobs into that queue, and the mail sender.
+/// Runs the job queues `cfg` names (`queues`: job storage, mailer, summary schedule) until
+/// `shutdown`: per queue one worker named uniquely for this process; with `long`, the schedule
+/// that pushes the periodic jobs; with `interactive`, the hand-over of due mail.
 pub async fn run_configured(
     cfg: &taskhub_core::config::Config,
     services: Services,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let sender = mail::MailSender::new(services.clone(), mailer(cfg)?, cfg.public_url.clone());
-    let summary = schedule::DailyAt::parse(&cfg.summary_time, &cfg.timezone)?;
-    let queue = runner::LongQueue::open(cfg, QUEUE_LONG).await?;
-    run(services, Duration::from_secs(3600), queue, Some(sender), Some(summary), shutdown).await;
+    let queues = cfg.job_queues()?;
+    let long = match queues.contains(&QUEUE_LONG) {
+        true => Some(Long {
+            queue: runner::JobQueue::open(cfg, QUEUE_LONG).await?,
+            every: Duration::from_secs(3600),
+            summary: schedule::summary_schedule(cfg)?,
+        }),
+        false => None,
+    };
+    let interactive = match queues.contains(&QUEUE_INTERACTIVE) {
+        true => Some(Interactive {
+            queue: runner::JobQueue::open(cfg, QUEUE_INTERACTIVE).await?,
+            sender: std::sync::Arc::new(mail::MailSender::new(services.clone(), mailer(cfg)?, cfg.public_url.clone())),
+        }),
+        false => None,
+    };
+    run(services, long, interactive, shutdown).await;
     Ok(())
 }
 
-/// Pushes the periodic jobs into `queue` every `every` (and the daily summary when due), runs
-/// a worker of `queue`, and sends queued mail every second (queue `interactive`), until
-/// `shutdown` resolves. A failure is logged and retried at the next tick; the process never
-/// dies of it.
+/// The `long` queue and its schedule.
+pub struct Long {
+    /// The queue.
+    pub queue: runner::JobQueue,
+    /// How often the periodic jobs are pushed.
+    pub every: Duration,
+    /// When the daily summaries are due (`None`: never).
+    pub summary: Option<schedule::DailyAt>,
+}
+
+/// The `interactive` queue and the sender its jobs use.
+pub struct Interactive {
+    /// The queue.
+    pub queue: runner::JobQueue,
+    /// Sends the mail.
+    pub sender: std::sync::Arc<mail::MailSender>,
+}
+
+fn spawn_worker(
+    queue: &runner::JobQueue,
+    queue_name: &'static str,
+    cx: runner::JobContext,
+    concurrency: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let queue = queue.clone();
+    let name = format!("taskhub-{queue_name}-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = queue.work(name, cx, concurrency, stop).await {
+            tracing::error!(queue = queue_name, error = %e, "the worker stopped");
+        }
+    })
+}
+
+/// Works the given queues until `shutdown` resolves: `long` — a worker, the periodic jobs
+/// pushed every `every` and the daily summary when due; `interactive` — a worker, and every
+/// second the due mail handed over to it. A failure is logged and retried at the next tick;
+/// the process never dies of it. On shutdown the workers finish the jobs they hold.
 pub async fn run(
     services: Services,
-    every: Duration,
-    mut queue: runner::LongQueue,
-    mail: Option<mail::MailSender>,
-    mut summary: Option<schedule::DailyAt>,
+    mut long: Option<Long>,
+    mut interactive: Option<Interactive>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
-    let worker = {
-        let (queue, services, mut rx) = (queue.clone(), services.clone(), worker_stopped);
-        let name = format!("taskhub-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-        tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = queue.work(name, services, stop).await {
-                tracing::error!(queue = QUEUE_LONG, error = %e, "the worker stopped");
-            }
-        })
-    };
+    let (stop_workers, stopped) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    if let Some(l) = &long {
+        let cx = runner::JobContext { services: services.clone(), mail: None };
+        workers.push(spawn_worker(&l.queue, QUEUE_LONG, cx, runner::LONG_CONCURRENCY, stopped.clone()));
+    }
+    if let Some(i) = &interactive {
+        let cx = runner::JobContext { services: services.clone(), mail: Some(i.sender.clone()) };
+        workers.push(spawn_worker(&i.queue, QUEUE_INTERACTIVE, cx, runner::INTERACTIVE_CONCURRENCY, stopped.clone()));
+    }
+    let every = long.as_ref().map_or(Duration::from_secs(3600), |l| l.every);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut minute = tokio::time::interval(Duration::from_secs(60));
@@ -116,34 +165,37 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            _ = minute.tick(), if summary.is_some() => {
-                let day = summary.as_mut().and_then(|s| s.due(services.ctx.clock.now()));
+            _ = minute.tick(), if long.as_ref().is_some_and(|l| l.summary.is_some()) => {
+                let Some(l) = long.as_mut() else { continue };
+                let day = l.summary.as_mut().and_then(|s| s.due(services.ctx.clock.now()));
                 if let Some(day) = day
-                    && let Err(e) = queue.push(runner::LongJob::DailySummary { day }).await
+                    && let Err(e) = l.queue.push(runner::Job::DailySummary { day }).await
                 {
                     tracing::error!(job = "daily_summary", queue = QUEUE_LONG, error = %e, "could not queue the job");
                 }
             }
-            _ = mail_tick.tick(), if mail.is_some() => {
-                if let Some(sender) = &mail {
-                    match sender.run_once().await {
-                        Ok(r) if r == mail::SendReport::default() => {}
-                        Ok(r) => tracing::info!(job = "task_notification", queue = QUEUE_INTERACTIVE, sent = r.sent, retried = r.retried, dead = r.dead, "job done"),
-                        Err(e) => tracing::error!(job = "task_notification", queue = QUEUE_INTERACTIVE, error = %e, "job failed"),
-                    }
+            _ = mail_tick.tick(), if interactive.is_some() => {
+                let Some(i) = interactive.as_mut() else { continue };
+                match i.sender.dispatch(&mut i.queue).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(queue = QUEUE_INTERACTIVE, mails = n, "mail handed to the queue"),
+                    Err(e) => tracing::error!(queue = QUEUE_INTERACTIVE, error = %e, "could not hand mail to the queue"),
                 }
             }
-            _ = tick.tick() => {
-                use runner::LongJob::{ArchiveCleanup, IdempotencyPurge, OverdueScan, TokenPurge};
+            _ = tick.tick(), if long.is_some() => {
+                let Some(l) = long.as_mut() else { continue };
+                use runner::Job::{ArchiveCleanup, IdempotencyPurge, OverdueScan, TokenPurge};
                 for job in [IdempotencyPurge, TokenPurge, OverdueScan, ArchiveCleanup] {
                     let name = job.name();
-                    if let Err(e) = queue.push(job).await {
+                    if let Err(e) = l.queue.push(job).await {
                         tracing::error!(job = name, queue = QUEUE_LONG, error = %e, "could not queue the job");
                     }
                 }
             }
         }
     }
-    let _ = stop_worker.send(true);
-    let _ = worker.await;
+    let _ = stop_workers.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
 }

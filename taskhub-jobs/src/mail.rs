@@ -228,6 +228,24 @@ pub struct SendReport {
     pub dead: usize,
 }
 
+/// What became of one mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent and recorded.
+    Sent,
+    /// Nothing to do: already sent, dead, or handed over again meanwhile.
+    Skipped,
+    /// Failed; tried again after the back-off.
+    Retry(String),
+    /// Failed for the last time; kept as dead with the error.
+    Dead(String),
+}
+
+/// How long a mail handed to the `interactive` queue stays with that hand-over. A job that is
+/// lost with its storage (or waits longer than this) does not lose the mail: it is handed over
+/// again, and the older job, if it ever runs, finds the token changed and does nothing.
+pub const DISPATCH_LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
 /// Sends the mail outbox.
 pub struct MailSender {
     services: Services,
@@ -242,47 +260,95 @@ impl MailSender {
         MailSender { services, mailer, base_url: base_url.into(), backoff: chrono::Duration::seconds(30) }
     }
 
-    /// Sends what is due now (up to 50 mails); several senders at once each take other mails.
+    /// Sends what is due now (up to 50 mails) in this task, without a job queue; several
+    /// senders at once each take other mails.
     pub async fn run_once(&self) -> taskhub_core::Result<SendReport> {
         let now = self.services.ctx.clock.now();
+        let token = uuid::Uuid::now_v7().to_string();
         let mut tx = self.services.store().begin().await?;
-        let rows = tx.claim_mail(now, now + chrono::Duration::seconds(120), 50).await?;
+        let rows = tx.claim_mail(now, now + chrono::Duration::seconds(120), &token, 50).await?;
         tx.commit().await?;
         let mut report = SendReport::default();
         for row in rows {
-            let user = self.services.store().read().await?.get_user(row.user_id).await?;
-            let outcome = match user {
-                Some(u) if u.is_active => {
-                    let name = if u.display_name.is_empty() { u.username.clone() } else { u.display_name.clone() };
-                    match render(&row, &u.email, &name, &self.base_url) {
-                        Ok(m) => self.mailer.send(&m).await.map_err(|e| (e, true)),
-                        Err(e) => Err((e, false)),
-                    }
-                }
-                _ => Err(("the recipient is gone or inactive".to_owned(), false)),
-            };
-            let now = self.services.ctx.clock.now();
-            let mut tx = self.services.store().begin().await?;
-            match outcome {
-                Ok(()) => {
-                    tx.mail_sent(row.id, now).await?;
-                    report.sent += 1;
-                }
-                Err((error, retryable)) => {
-                    let attempt = row.attempts + 1;
-                    let retry_at = (retryable && attempt < MAX_ATTEMPTS)
-                        .then(|| now + self.backoff * 2i32.saturating_pow(u32::try_from(attempt - 1).unwrap_or(0)));
-                    tx.mail_failed(row.id, &error, retry_at, now).await?;
-                    if retry_at.is_some() {
-                        report.retried += 1;
-                    } else {
-                        tracing::warn!(mail = %row.key, %error, attempts = attempt, "mail dead");
-                        report.dead += 1;
-                    }
-                }
+            match self.deliver(row).await? {
+                Outcome::Sent => report.sent += 1,
+                Outcome::Retry(_) => report.retried += 1,
+                Outcome::Dead(_) => report.dead += 1,
+                Outcome::Skipped => {}
             }
-            tx.commit().await?;
         }
         Ok(report)
+    }
+
+    /// Hands the mails due now (up to 200) to the `interactive` queue, one
+    /// [`Job::SendMail`](crate::runner::Job::SendMail) each, under a fresh token and
+    /// [`DISPATCH_LEASE`]; returns how many. A mail whose push failed is given back at once.
+    pub async fn dispatch(&self, queue: &mut crate::runner::JobQueue) -> anyhow::Result<usize> {
+        let now = self.services.ctx.clock.now();
+        let token = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.services.store().begin().await?;
+        let rows = tx.claim_mail(now, now + DISPATCH_LEASE, &token, 200).await?;
+        tx.commit().await?;
+        let mut pushed = 0;
+        let mut rows = rows.into_iter();
+        for row in rows.by_ref() {
+            if let Err(e) = queue.push(crate::runner::Job::SendMail { id: row.id, token: token.clone() }).await {
+                let mut tx = self.services.store().begin().await?;
+                tx.release_mail(row.id, &token).await?;
+                for rest in rows {
+                    tx.release_mail(rest.id, &token).await?;
+                }
+                tx.commit().await?;
+                return Err(e.context("cannot hand mail to the interactive queue"));
+            }
+            pushed += 1;
+        }
+        Ok(pushed)
+    }
+
+    /// The job of the `interactive` queue: sends mail `id` if it still waits under `token`.
+    pub async fn send_queued(&self, id: i64, token: &str) -> taskhub_core::Result<Outcome> {
+        let row = self.services.store().read().await?.mail_for_send(id, token).await?;
+        match row {
+            Some(row) => self.deliver(row).await,
+            None => Ok(Outcome::Skipped),
+        }
+    }
+
+    /// Renders and sends one claimed mail, and records what came of it.
+    async fn deliver(&self, row: MailRow) -> taskhub_core::Result<Outcome> {
+        let user = self.services.store().read().await?.get_user(row.user_id).await?;
+        let outcome = match user {
+            Some(u) if u.is_active => {
+                let name = if u.display_name.is_empty() { u.username.clone() } else { u.display_name.clone() };
+                match render(&row, &u.email, &name, &self.base_url) {
+                    Ok(m) => self.mailer.send(&m).await.map_err(|e| (e, true)),
+                    Err(e) => Err((e, false)),
+                }
+            }
+            _ => Err(("the recipient is gone or inactive".to_owned(), false)),
+        };
+        let now = self.services.ctx.clock.now();
+        let mut tx = self.services.store().begin().await?;
+        let outcome = match outcome {
+            Ok(()) => {
+                tx.mail_sent(row.id, now).await?;
+                Outcome::Sent
+            }
+            Err((error, retryable)) => {
+                let attempt = row.attempts + 1;
+                let retry_at = (retryable && attempt < MAX_ATTEMPTS)
+                    .then(|| now + self.backoff * 2i32.saturating_pow(u32::try_from(attempt - 1).unwrap_or(0)));
+                tx.mail_failed(row.id, &error, retry_at, now).await?;
+                if retry_at.is_some() {
+                    Outcome::Retry(error)
+                } else {
+                    tracing::warn!(mail = %row.key, %error, attempts = attempt, "mail dead");
+                    Outcome::Dead(error)
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 }

@@ -1,24 +1,40 @@
-//! The persistent `long` queue on apalis 1.0: jobs are pushed into the storage chosen at run
-//! time (`--jobs-backend sqlite|postgres|redis`) and executed by workers with unique names, each
-//! job by one worker (several runners at once are safe), retried up to [`MAX_ATTEMPTS`] times.
+//! The persistent job queues on apalis 1.0 — `long` (maintenance, summaries) and `interactive`
+//! (mail a user is waiting for): jobs are pushed into the storage chosen at run time
+//! (`--jobs-backend sqlite|postgres|redis`) and executed by workers with unique names, each job
+//! by one worker at a time (several runners at once are safe).
 //!
-//! The jobs are idempotent in effect (see [`taskhub_core::maintenance`]), so a job run again
-//! after a worker died mid-way changes nothing twice.
+//! Every job is idempotent in effect (see [`taskhub_core::maintenance`] and [`crate::mail`]), so
+//! a job run again — after its worker died mid-way and the storage handed it to another worker
+//! ([`ORPHANED_AFTER`]) — changes nothing twice.
 
 use apalis::prelude::*;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 use taskhub_core::Services;
 use taskhub_core::config::{Config, JobsBackend};
 
-/// Tries of a job before it stays failed.
+/// Tries of a `long` job before it stays failed.
 pub const MAX_ATTEMPTS: usize = 5;
 
-/// A job of the `long` queue.
+/// How often a worker tells its storage it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Missed heartbeats after which a worker counts as dead and its running jobs go back to the
+/// queue for another worker: [`HEARTBEAT`] × 4 = 20 s (apalis's default is 5 minutes).
+pub const MISSED_HEARTBEATS: usize = 4;
+
+/// Jobs a `long` worker runs at once.
+pub const LONG_CONCURRENCY: usize = 2;
+/// Mails an `interactive` worker sends at once. Bounded: a mail accepted by the SMTP server is
+/// recorded sent right after, and the fewer in flight, the fewer a crash leaves in doubt.
+pub const INTERACTIVE_CONCURRENCY: usize = 4;
+
+/// A job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
-pub enum LongJob {
+pub enum Job {
     /// Announce the tasks that became overdue.
     OverdueScan,
     /// Delete tasks archived more than 30 days ago.
@@ -32,54 +48,96 @@ pub enum LongJob {
     IdempotencyPurge,
     /// Delete expired tokens and sessions.
     TokenPurge,
+    /// Send one queued mail (queue `interactive`): `task_notification` or a daily summary.
+    SendMail {
+        /// The mail outbox row.
+        id: i64,
+        /// The hand-over this job belongs to (see [`crate::mail::MailSender::dispatch`]).
+        token: String,
+    },
     /// Does nothing (benchmarks and health checks of the queue).
     Noop,
 }
 
-impl LongJob {
+impl Job {
     /// The job's name (in logs and metrics).
     pub fn name(&self) -> &'static str {
         match self {
-            LongJob::OverdueScan => "overdue_scan",
-            LongJob::ArchiveCleanup => "archive_cleanup",
-            LongJob::DailySummary { .. } => "daily_summary",
-            LongJob::IdempotencyPurge => "idempotency_purge",
-            LongJob::TokenPurge => "token_purge",
-            LongJob::Noop => "noop",
+            Job::OverdueScan => "overdue_scan",
+            Job::ArchiveCleanup => "archive_cleanup",
+            Job::DailySummary { .. } => "daily_summary",
+            Job::IdempotencyPurge => "idempotency_purge",
+            Job::TokenPurge => "token_purge",
+            Job::SendMail { .. } => "send_mail",
+            Job::Noop => "noop",
+        }
+    }
+
+    /// The queue it belongs in.
+    pub fn queue(&self) -> &'static str {
+        match self {
+            Job::SendMail { .. } => crate::QUEUE_INTERACTIVE,
+            _ => crate::QUEUE_LONG,
+        }
+    }
+
+    /// Tries before the storage keeps it as failed. A mail is tried once per hand-over: its
+    /// retries and back-off are the mail outbox's (it hands the mail over again when due).
+    pub fn max_attempts(&self) -> usize {
+        match self {
+            Job::SendMail { .. } => 1,
+            _ => MAX_ATTEMPTS,
         }
     }
 }
 
+/// What a worker's jobs run with.
+#[derive(Clone)]
+pub struct JobContext {
+    /// The core services.
+    pub services: Services,
+    /// The mail sender (`None`: this worker sends no mail).
+    pub mail: Option<Arc<crate::mail::MailSender>>,
+}
+
 /// Runs one job.
-pub async fn execute(job: LongJob, services: Data<Services>) -> Result<(), BoxDynError> {
-    let s: &Services = &services;
-    let name = job.name();
+pub async fn execute(job: Job, cx: Data<JobContext>) -> Result<(), BoxDynError> {
+    let s: &Services = &cx.services;
+    let (name, queue) = (job.name(), job.queue());
     let done = match job {
-        LongJob::OverdueScan => s.maintenance.overdue_scan().await?.len() as u64,
-        LongJob::ArchiveCleanup => {
+        Job::OverdueScan => s.maintenance.overdue_scan().await?.len() as u64,
+        Job::ArchiveCleanup => {
             s.maintenance.archive_cleanup(taskhub_core::maintenance::DEFAULT_ARCHIVE_RETENTION).await?
         }
-        LongJob::DailySummary { day } => crate::schedule::daily_summaries(s, day).await? as u64,
-        LongJob::IdempotencyPurge => crate::purge_idempotency_keys(s).await?,
-        LongJob::TokenPurge => crate::purge_expired_tokens(s).await?,
-        LongJob::Noop => 0,
+        Job::DailySummary { day } => crate::schedule::daily_summaries(s, day).await? as u64,
+        Job::IdempotencyPurge => crate::purge_idempotency_keys(s).await?,
+        Job::TokenPurge => crate::purge_expired_tokens(s).await?,
+        Job::SendMail { id, token } => {
+            let Some(sender) = &cx.mail else { return Err("this worker has no mailer".into()) };
+            match sender.send_queued(id, &token).await? {
+                crate::mail::Outcome::Sent => 1,
+                crate::mail::Outcome::Skipped => 0,
+                crate::mail::Outcome::Retry(e) | crate::mail::Outcome::Dead(e) => return Err(e.into()),
+            }
+        }
+        Job::Noop => 0,
     };
-    tracing::info!(job = name, queue = crate::QUEUE_LONG, count = done, "job done");
+    tracing::info!(job = name, queue, count = done, "job done");
     Ok(())
 }
 
-/// The storage of the `long` queue.
+/// The storage of one queue.
 #[derive(Clone)]
-pub enum LongQueue {
+pub enum JobQueue {
     /// SQLite, in a file of its own.
-    Sqlite(apalis_sqlite::SqliteStorage<LongJob>),
+    Sqlite(apalis_sqlite::SqliteStorage<Job>),
     /// PostgreSQL (schema `apalis`).
     #[cfg(feature = "postgres")]
-    Postgres(apalis_postgres::PostgresStorage<LongJob>),
+    Postgres(apalis_postgres::PostgresStorage<Job>),
     /// Redis (with a connection of its own for the figures: apalis-redis 1.0's metrics script
     /// fails on its own key types).
     #[cfg(feature = "redis")]
-    Redis(apalis_redis::RedisStorage<LongJob>, redis::aio::ConnectionManager),
+    Redis(apalis_redis::RedisStorage<Job>, redis::aio::ConnectionManager),
 }
 
 fn jobs_sqlite_url(database_url: &str) -> String {
@@ -90,8 +148,9 @@ fn jobs_sqlite_url(database_url: &str) -> String {
     }
 }
 
-impl LongQueue {
-    /// Opens the storage `cfg` names, with queue name `queue` (`long` in production).
+impl JobQueue {
+    /// Opens the storage `cfg` names, with queue name `queue` ([`crate::QUEUE_LONG`] or
+    /// [`crate::QUEUE_INTERACTIVE`] in production).
     pub async fn open(cfg: &Config, queue: &str) -> anyhow::Result<Self> {
         Ok(match cfg.jobs_backend {
             JobsBackend::Sqlite => {
@@ -100,8 +159,13 @@ impl LongQueue {
                 let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.create_if_missing(true);
                 let pool = sqlx::SqlitePool::connect_with(opts).await?;
                 apalis_sqlite::SqliteStorage::setup(&pool).await?;
-                LongQueue::Sqlite(
-                    apalis_sqlite::SqliteStorage::new(&pool).with_config(apalis_sqlite::Config::default().queue(queue)),
+                JobQueue::Sqlite(
+                    apalis_sqlite::SqliteStorage::new(&pool).with_config(
+                        apalis_sqlite::Config::default()
+                            .queue(queue)
+                            .heartbeat_interval(HEARTBEAT)
+                            .missed_heartbeats(MISSED_HEARTBEATS),
+                    ),
                 )
             }
             #[cfg(not(feature = "postgres"))]
@@ -110,9 +174,13 @@ impl LongQueue {
             JobsBackend::Postgres => {
                 let pool = sqlx::PgPool::connect(&cfg.database_url).await?;
                 apalis_postgres::PostgresStorage::setup(&pool).await?;
-                LongQueue::Postgres(
-                    apalis_postgres::PostgresStorage::new(&pool)
-                        .with_config(apalis_postgres::Config::default().queue(queue)),
+                JobQueue::Postgres(
+                    apalis_postgres::PostgresStorage::new(&pool).with_config(
+                        apalis_postgres::Config::default()
+                            .queue(queue)
+                            .heartbeat_interval(HEARTBEAT)
+                            .missed_heartbeats(MISSED_HEARTBEATS),
+                    ),
                 )
             }
             #[cfg(not(feature = "redis"))]
@@ -123,22 +191,27 @@ impl LongQueue {
                     anyhow::bail!("--jobs-backend redis needs --redis-url")
                 };
                 let conn = apalis_redis::connect(url).await?;
-                let storage = apalis_redis::RedisStorage::new(conn.clone())
-                    .with_config(apalis_redis::Config::default().queue(queue));
-                LongQueue::Redis(storage, conn)
+                let storage = apalis_redis::RedisStorage::new(conn.clone()).with_config(
+                    apalis_redis::Config::default()
+                        .queue(queue)
+                        .heartbeat_interval(HEARTBEAT)
+                        .missed_heartbeats(MISSED_HEARTBEATS),
+                );
+                JobQueue::Redis(storage, conn)
             }
         })
     }
 
-    /// Pushes a job (tried up to [`MAX_ATTEMPTS`] times).
-    pub async fn push(&mut self, job: LongJob) -> anyhow::Result<()> {
-        let task = TaskBuilder::new(job).max_attempts(MAX_ATTEMPTS).build();
+    /// Pushes a job (tried up to [`Job::max_attempts`] times).
+    pub async fn push(&mut self, job: Job) -> anyhow::Result<()> {
+        let attempts = job.max_attempts();
+        let task = TaskBuilder::new(job).max_attempts(attempts).build();
         match self {
-            LongQueue::Sqlite(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            JobQueue::Sqlite(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
             #[cfg(feature = "postgres")]
-            LongQueue::Postgres(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            JobQueue::Postgres(s) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
             #[cfg(feature = "redis")]
-            LongQueue::Redis(s, _) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            JobQueue::Redis(s, _) => s.push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))?,
         }
         Ok(())
     }
@@ -148,11 +221,11 @@ impl LongQueue {
     pub async fn stats(&self) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
         use apalis_core::backend::Metrics;
         let rows = match self {
-            LongQueue::Sqlite(s) => s.fetch_by_queue().await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            JobQueue::Sqlite(s) => s.fetch_by_queue().await.map_err(|e| anyhow::anyhow!("{e}"))?,
             #[cfg(feature = "postgres")]
-            LongQueue::Postgres(s) => s.fetch_by_queue().await.map_err(|e| anyhow::anyhow!("{e}"))?,
+            JobQueue::Postgres(s) => s.fetch_by_queue().await.map_err(|e| anyhow::anyhow!("{e}"))?,
             #[cfg(feature = "redis")]
-            LongQueue::Redis(s, conn) => return redis_stats(s.get_config(), conn.clone()).await,
+            JobQueue::Redis(s, conn) => return redis_stats(s.get_config(), conn.clone()).await,
         };
         Ok(rows.into_iter().filter_map(|r| Some((r.title, r.value.parse::<f64>().ok()?))).collect())
     }
@@ -177,11 +250,13 @@ impl LongQueue {
         Ok((n("PENDING_JOBS") + n("RUNNING_JOBS")) as usize)
     }
 
-    /// Runs a worker named `name` (unique per process) until `shutdown`.
+    /// Runs a worker named `name` (unique per process), running at most `concurrency` jobs at
+    /// once, until `shutdown`.
     pub async fn work(
         &self,
         name: String,
-        services: Services,
+        services: JobContext,
+        concurrency: usize,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let signal = async move {
@@ -189,16 +264,34 @@ impl LongQueue {
             Ok::<(), std::io::Error>(())
         };
         let r = match self {
-            LongQueue::Sqlite(s) => {
-                WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
+            JobQueue::Sqlite(s) => {
+                WorkerBuilder::new(name)
+                    .backend(s.clone())
+                    .data(services)
+                    .concurrency(concurrency)
+                    .build(execute)
+                    .run_until(signal)
+                    .await
             }
             #[cfg(feature = "postgres")]
-            LongQueue::Postgres(s) => {
-                WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
+            JobQueue::Postgres(s) => {
+                WorkerBuilder::new(name)
+                    .backend(s.clone())
+                    .data(services)
+                    .concurrency(concurrency)
+                    .build(execute)
+                    .run_until(signal)
+                    .await
             }
             #[cfg(feature = "redis")]
-            LongQueue::Redis(s, _) => {
-                WorkerBuilder::new(name).backend(s.clone()).data(services).build(execute).run_until(signal).await
+            JobQueue::Redis(s, _) => {
+                WorkerBuilder::new(name)
+                    .backend(s.clone())
+                    .data(services)
+                    .concurrency(concurrency)
+                    .build(execute)
+                    .run_until(signal)
+                    .await
             }
         };
         r.map_err(|e| anyhow::anyhow!("worker: {e}"))

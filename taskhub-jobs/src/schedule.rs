@@ -35,6 +35,15 @@ impl DailyAt {
     }
 }
 
+/// The daily summary's schedule `cfg` sets (`summary_time` in `timezone`); `None` when
+/// `summary_time` is `off` (another process schedules it, or nobody wants it).
+pub fn summary_schedule(cfg: &taskhub_core::config::Config) -> anyhow::Result<Option<DailyAt>> {
+    match cfg.summary_time.as_str() {
+        "off" => Ok(None),
+        at => DailyAt::parse(at, &cfg.timezone).map(Some),
+    }
+}
+
 /// Claims the daily summary of every active user for `day` (queueing its mail); returns how
 /// many were claimed. Users with nothing to tell, or already summarized that day, are skipped.
 pub async fn daily_summaries(services: &Services, day: NaiveDate) -> taskhub_core::Result<usize> {

@@ -24,6 +24,8 @@ use taskhub_core::services::Ctx;
 use taskhub_core::tasks::WriteMode;
 use taskhub_core::users::UserInput;
 use taskhub_core::{Actor, Services, store};
+mod common;
+
 use taskhub_jobs::mail::{FileMailbox, MailSender, Mailer, OutgoingMail, SendReport};
 
 struct World {
@@ -106,7 +108,7 @@ fn mails_in(dir: &std::path::Path) -> Result<Vec<String>> {
 }
 
 fn to_of(mail: &str) -> String {
-    mail.lines().find_map(|l| l.strip_prefix("To: ")).unwrap_or_default().to_owned()
+    common::header(mail, "To")
 }
 
 #[tokio::test]
@@ -201,39 +203,19 @@ async fn failed_mails_are_retried_with_back_off_then_kept_as_dead() -> Result<()
 #[tokio::test]
 async fn a_real_smtp_server_receives_the_mail() -> Result<()> {
     let w = world().await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let maildir = w.dir.join("smtp");
-    // aiosmtpd's Mailbox handler stores every message it accepts into a maildir.
-    let mut server = std::process::Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(&maildir)
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("python3 -m aiosmtpd (scripts/services.sh installs it): {e}"))?;
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "aiosmtpd did not start (is it installed? scripts/services.sh installs it)");
-    let mailer =
-        taskhub_jobs::mail::SmtpMailer::new(&format!("smtp://127.0.0.1:{port}"), "TaskHub <taskhub@example.com>")?;
+    let server = common::SmtpServer::start(w.dir.join("smtp")).await?;
+    let mailer = taskhub_jobs::mail::SmtpMailer::new(&server.url(), "TaskHub <taskhub@example.com>")?;
     let sender = MailSender::new(w.services.clone(), Arc::new(mailer), "https://tasks.example.com");
     let report = sender.run_once().await?;
     let mut received = Vec::new();
     for _ in 0..100 {
-        received = std::fs::read_dir(maildir.join("new"))
-            .map(|d| d.filter_map(|e| e.ok().and_then(|e| std::fs::read_to_string(e.path()).ok())).collect())
-            .unwrap_or_default();
+        received = server.received();
         if received.len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(report, SendReport { sent: 5, retried: 0, dead: 0 });
     assert_eq!(received.len(), 5, "the server got every mail");
     let rcpt: Vec<String> = received.iter().map(|m| to_of(m)).collect();

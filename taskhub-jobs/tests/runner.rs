@@ -1,5 +1,6 @@
-//! The `long` queue on apalis, the same contract on SQLite, PostgreSQL and Redis storage: jobs
-//! pushed are run by the workers, each by one of two workers, with their effect.
+//! The job queues on apalis, the same contract on SQLite, PostgreSQL and Redis storage: jobs
+//! pushed are run by the workers, each by one of two workers, with their effect; mail handed to
+//! the `interactive` queue is sent once each.
 #![allow(
     clippy::panic,
     clippy::indexing_slicing,
@@ -13,12 +14,29 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhub_core::auth::PasswordHasher;
-use taskhub_core::clock::ManualClock;
+use taskhub_core::clock::{Clock, ManualClock};
 use taskhub_core::config::{Config, JobsBackend};
 use taskhub_core::services::Ctx;
+use taskhub_core::store::maintain::NewMail;
 use taskhub_core::users::UserInput;
 use taskhub_core::{Actor, Services, store};
-use taskhub_jobs::runner::{LongJob, LongQueue};
+use taskhub_jobs::mail::{MailSender, Mailer, Outcome, OutgoingMail};
+use taskhub_jobs::runner::{Job, JobContext, JobQueue};
+
+/// Records every message it is given.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl Mailer for Recorder {
+    async fn send(&self, m: &OutgoingMail) -> Result<(), String> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.0.lock().unwrap().push(m.key.clone());
+        Ok(())
+    }
+}
+
+mod common;
 
 /// A fresh main database: a SQLite file, or (for the PostgreSQL storage) a new PostgreSQL
 /// database, which the apalis tables then share, as in a scale-out deployment.
@@ -26,28 +44,8 @@ async fn main_database(backend: JobsBackend, dir: &std::path::Path) -> Result<(S
     if backend != JobsBackend::Postgres {
         return Ok((format!("sqlite://{}", dir.join("main.db").display()), None));
     }
-    use sqlx::Connection;
-    let admin =
-        std::env::var("TASKHUB_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("taskhub_jobs_{}", uuid::Uuid::now_v7().simple());
-    let mut c = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await?;
-    let mut url = url::Url::parse(&admin)?;
-    url.set_path(&name);
-    Ok((url.to_string(), Some(name)))
-}
-
-async fn drop_database(name: Option<String>) -> Result<()> {
-    if let Some(name) = name {
-        use sqlx::Connection;
-        let admin =
-            std::env::var("TASKHUB_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut c = sqlx::PgConnection::connect(&admin).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut c)
-            .await?;
-    }
-    Ok(())
+    let (url, name) = common::create_pg_database().await?;
+    Ok((url, Some(name)))
 }
 
 async fn contract(backend: JobsBackend) -> Result<()> {
@@ -80,19 +78,20 @@ async fn contract(backend: JobsBackend) -> Result<()> {
 
     // A queue of this test's own; the jobs pushed before any worker runs.
     let queue = format!("long-test-{}", uuid::Uuid::now_v7().simple());
-    let mut q = LongQueue::open(&cfg, &queue).await?;
-    q.push(LongJob::OverdueScan).await?;
-    q.push(LongJob::ArchiveCleanup).await?;
+    let mut q = JobQueue::open(&cfg, &queue).await?;
+    q.push(Job::OverdueScan).await?;
+    q.push(Job::ArchiveCleanup).await?;
     for _ in 0..20 {
-        q.push(LongJob::Noop).await?;
+        q.push(Job::Noop).await?;
     }
     // Two workers with unique names.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     for i in 0..2 {
-        let (q, services, mut rx) = (q.clone(), services.clone(), stopped.clone());
+        let services = JobContext { services: services.clone(), mail: None };
+        let (q, mut rx) = (q.clone(), stopped.clone());
         workers.push(tokio::spawn(async move {
-            q.work(format!("test-{i}-{}", uuid::Uuid::now_v7().simple()), services, async move {
+            q.work(format!("test-{i}-{}", uuid::Uuid::now_v7().simple()), services, 4, async move {
                 let _ = rx.wait_for(|s| *s).await;
             })
             .await
@@ -143,12 +142,74 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     // PostgreSQL and Redis: a job or two `Running` seconds after its effect): so the
     // check is that every job was taken and none failed — done or just finishing, none lost.
     assert_eq!(n(&stats, "DONE_JOBS") + n(&stats, "RUNNING_JOBS"), 22.0, "{backend:?}: {stats:?}");
+
+    // The interactive queue: 30 queued mails handed over (twice: the second finds them taken),
+    // sent by two workers, each exactly once.
+    let bob = services
+        .users
+        .register(UserInput {
+            username: "bob".into(),
+            email: "bob@example.com".into(),
+            password: "correct horse battery".into(),
+            ..Default::default()
+        })
+        .await?;
+    let mut tx = services.store().begin().await?;
+    for i in 0..30 {
+        tx.insert_mail(&NewMail {
+            key: format!("e{i}:{}", bob.id),
+            user_id: bob.id,
+            kind: "comment".into(),
+            task_id: Some(late.id),
+            event_id: format!("e{i}"),
+            data: json!({"title": "late", "comment": format!("note {i}")}),
+            created_at: clock.now(),
+        })
+        .await?;
+    }
+    tx.commit().await?;
+    let recorder = Arc::new(Recorder::default());
+    let sender = Arc::new(MailSender::new(services.clone(), recorder.clone(), "http://x"));
+    let mut iq = JobQueue::open(&cfg, &format!("interactive-test-{}", uuid::Uuid::now_v7().simple())).await?;
+    assert_eq!(sender.dispatch(&mut iq).await?, 30);
+    assert_eq!(sender.dispatch(&mut iq).await?, 0, "handed over once while the lease holds");
+    for i in 0..2 {
+        let cx = JobContext { services: services.clone(), mail: Some(sender.clone()) };
+        let (iq, mut rx) = (iq.clone(), stopped.clone());
+        workers.push(tokio::spawn(async move {
+            iq.work(format!("mail-{i}-{}", uuid::Uuid::now_v7().simple()), cx, 4, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        }));
+    }
+    for _ in 0..400 {
+        if recorder.0.lock().unwrap().len() >= 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sent = recorder.0.lock().unwrap().clone();
+    sent.sort();
+    let mut expected: Vec<String> = (0..30).map(|i| format!("e{i}:{}", bob.id)).collect();
+    expected.sort();
+    assert_eq!(sent, expected, "{backend:?}: every mail sent, each once");
+    let counts = services.store().read().await?.mail_queue_counts(clock.now()).await?;
+    assert_eq!((counts.done, counts.pending, counts.running), (30, 0, 0), "{backend:?}: recorded sent");
+    // A job of an older hand-over, run late, sends nothing.
+    assert_eq!(sender.send_queued(1, "an-older-token").await?, Outcome::Skipped);
+    assert_eq!(recorder.0.lock().unwrap().len(), 30);
+
     let _ = stop.send(true);
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
     }
     drop(services);
-    drop_database(pg).await
+    match pg {
+        Some(name) => common::drop_pg_database(&name).await,
+        None => Ok(()),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,8 +123,19 @@ pub trait MaintainTx: Send {
     async fn claim_summary(&mut self, user: i64, day: NaiveDate, now: DateTime<Utc>) -> Result<bool>;
     /// Queues a mail (once per key).
     async fn insert_mail(&mut self, m: &NewMail) -> Result<()>;
-    /// Takes up to `limit` due mails for sending until `until` (others skip them meanwhile).
-    async fn claim_mail(&mut self, now: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<MailRow>>;
+    /// Takes up to `limit` due mails until `until` under `token` (others skip them meanwhile).
+    async fn claim_mail(
+        &mut self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        token: &str,
+        limit: u32,
+    ) -> Result<Vec<MailRow>>;
+    /// Mail `id` if it still waits to be sent under `token` (`None`: sent, dead, or taken
+    /// over by a later claim).
+    async fn mail_for_send(&mut self, id: i64, token: &str) -> Result<Option<MailRow>>;
+    /// Gives back a claim that was not handed over (due again at once).
+    async fn release_mail(&mut self, id: i64, token: &str) -> Result<()>;
     /// Records a mail sent.
     async fn mail_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()>;
     /// Records a failed try: retried at `retry_at`, or dead (`retry_at` = `None`) with the error kept.
@@ -231,29 +242,43 @@ macro_rules! impl_maintain_tx {
                 Ok(())
             }
 
-            async fn claim_mail(&mut self, now: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<$crate::store::maintain::MailRow>> {
+            async fn claim_mail(&mut self, now: DateTime<Utc>, until: DateTime<Utc>, token: &str, limit: u32) -> Result<Vec<$crate::store::maintain::MailRow>> {
                 let skip: &str = $skip_locked;
                 let sql = format!(
-                    "UPDATE mail_outbox SET locked_until = $2 WHERE id IN (SELECT id FROM mail_outbox \
+                    "UPDATE mail_outbox SET locked_until = $2, lock_token = $4 WHERE id IN (SELECT id FROM mail_outbox \
                      WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 \
                      AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_attempt_at, id LIMIT $3{skip}) \
                      RETURNING id, key, user_id, kind, task_id, event_id, CAST(data AS TEXT) AS data, attempts"
                 );
                 let mut rows: Vec<$crate::store::maintain::MailRow> = sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(now).bind(until).bind(i64::from(limit)).fetch_all(&mut *self.inner).await?;
+                    .bind(now).bind(until).bind(i64::from(limit)).bind(token).fetch_all(&mut *self.inner).await?;
                 rows.sort_by_key(|r| r.id);
                 Ok(rows)
             }
 
+            async fn mail_for_send(&mut self, id: i64, token: &str) -> Result<Option<$crate::store::maintain::MailRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, key, user_id, kind, task_id, event_id, CAST(data AS TEXT) AS data, attempts FROM mail_outbox \
+                     WHERE id = $1 AND lock_token = $2 AND sent_at IS NULL AND dead_at IS NULL",
+                )
+                .bind(id).bind(token).fetch_optional(&mut *self.inner).await?)
+            }
+
+            async fn release_mail(&mut self, id: i64, token: &str) -> Result<()> {
+                sqlx::query("UPDATE mail_outbox SET locked_until = NULL, lock_token = NULL WHERE id = $1 AND lock_token = $2")
+                    .bind(id).bind(token).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
             async fn mail_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
-                sqlx::query("UPDATE mail_outbox SET sent_at = $2, attempts = attempts + 1, locked_until = NULL WHERE id = $1")
+                sqlx::query("UPDATE mail_outbox SET sent_at = $2, attempts = attempts + 1, locked_until = NULL, lock_token = NULL WHERE id = $1")
                     .bind(id).bind(now).execute(&mut *self.inner).await?;
                 Ok(())
             }
 
             async fn mail_failed(&mut self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
                 sqlx::query(
-                    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, locked_until = NULL, \
+                    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, locked_until = NULL, lock_token = NULL, \
                      next_attempt_at = COALESCE($3, next_attempt_at), dead_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END WHERE id = $1",
                 )
                 .bind(id).bind(error).bind(retry_at).bind(now).execute(&mut *self.inner).await?;
@@ -284,7 +309,7 @@ macro_rules! impl_maintain_tx {
 
             async fn revive_mail(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool> {
                 let r = sqlx::query(
-                    "UPDATE mail_outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $2, locked_until = NULL \
+                    "UPDATE mail_outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $2, locked_until = NULL, lock_token = NULL \
                      WHERE id = $1 AND dead_at IS NOT NULL",
                 )
                 .bind(id).bind(now).execute(&mut *self.inner).await?;

@@ -28,8 +28,8 @@ async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
         database_url: format!("sqlite://{}", dir.join("main.db").display()),
         ..Default::default()
     };
-    let mut long = taskhub_jobs::runner::LongQueue::open(&cfg, "long").await?;
-    long.push(taskhub_jobs::runner::LongJob::Noop).await?;
+    let mut long = taskhub_jobs::runner::JobQueue::open(&cfg, "long").await?;
+    long.push(taskhub_jobs::runner::Job::Noop).await?;
     app.state.long_queue = Some(long);
     app.router = taskhub_http::router(app.state.clone());
     let (_, alice) = app.user("alice").await?;
