@@ -8,13 +8,30 @@ use crate::events::EventEnvelope;
 use crate::history::{HistoryAction, NewHistory};
 use crate::services::Actor;
 use crate::services::Ctx;
-use crate::store::maintain::{MailFailure, NewMail, QueueCounts, SummaryCounts};
+use crate::store::maintain::{JobFailure, NewJobFailure, NewMail, QueueCounts, SummaryCounts};
 use crate::tasks::TaskStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 /// How long archived tasks are kept by default before the cleanup deletes them.
 pub const DEFAULT_ARCHIVE_RETENTION: chrono::Duration = chrono::Duration::days(30);
+
+/// How many failures the jobs view lists.
+pub const RECENT_FAILURES: u32 = 50;
+
+/// What a retry asks of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// A mail: due again, nothing more to do.
+    Mail,
+    /// A job to push into `queue` again (its arguments as JSON).
+    Push {
+        /// The queue.
+        queue: String,
+        /// The job as JSON.
+        args: String,
+    },
+}
 
 /// One queue in the jobs view.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,7 +52,7 @@ pub struct JobsView {
     /// Each persistent queue.
     pub queues: Vec<QueueView>,
     /// The latest failures, newest first.
-    pub recent_failures: Vec<MailFailure>,
+    pub recent_failures: Vec<JobFailure>,
 }
 
 /// Maintenance operations over one store.
@@ -126,15 +143,19 @@ impl MaintenanceService {
         }
     }
 
-    /// The jobs view (what Flower gave), staff only: the `interactive` queue's jobs by state and
-    /// the latest failures with their errors.
+    /// The jobs view (what Flower gave), staff only: the `interactive` queue's jobs by state
+    /// (the mail outbox) and the latest failures of both queues with their errors, newest first.
+    /// The job runner's shell adds the `long` queue's counts, read from its job storage.
     pub async fn jobs(&self, actor: &Actor) -> Result<JobsView> {
         if !actor.is_staff {
             return Err(Error::Forbidden("only staff may see the jobs".into()));
         }
         let mut tx = self.ctx.store.read().await?;
         let interactive = tx.mail_queue_counts(self.ctx.clock.now()).await?;
-        let recent_failures = tx.mail_failures(50).await?;
+        let mut recent_failures = tx.mail_failures(RECENT_FAILURES).await?;
+        recent_failures.extend(tx.job_failures(RECENT_FAILURES).await?);
+        recent_failures.sort_by_key(|f| std::cmp::Reverse(f.failed_at));
+        recent_failures.truncate(RECENT_FAILURES as usize);
         Ok(JobsView {
             queues: vec![QueueView {
                 name: "interactive".into(),
@@ -145,15 +166,52 @@ impl MaintenanceService {
         })
     }
 
-    /// Retries a dead job (staff only); `NotFound` unless it is dead.
-    pub async fn retry_job(&self, actor: &Actor, id: i64) -> Result<()> {
+    /// Retries a dead job (staff only): a dead mail (`id` = its digits) is due again at once
+    /// ([`Retry::Mail`]); a dead job of another queue is handed back ([`Retry::Push`]) for the
+    /// caller to push into its queue, then to confirm with [`Self::job_retried`]. `NotFound`
+    /// unless the job is dead and not retried yet.
+    pub async fn retry_job(&self, actor: &Actor, id: &str) -> Result<Retry> {
         if !actor.is_staff {
             return Err(Error::Forbidden("only staff may retry jobs".into()));
         }
         let mut tx = self.ctx.store.begin().await?;
-        if !tx.revive_mail(id, self.ctx.clock.now()).await? {
-            return Err(Error::NotFound("dead job"));
-        }
+        let retry = match id.parse::<i64>() {
+            Ok(mail) if tx.revive_mail(mail, self.ctx.clock.now()).await? => Retry::Mail,
+            Ok(_) => return Err(Error::NotFound("dead job")),
+            Err(_) => match tx.dead_job(id).await? {
+                Some((queue, args)) => Retry::Push { queue, args },
+                None => return Err(Error::NotFound("dead job")),
+            },
+        };
+        tx.commit().await?;
+        Ok(retry)
+    }
+
+    /// Records that the dead job `task_id` was pushed into its queue again.
+    pub async fn job_retried(&self, task_id: &str) -> Result<()> {
+        let mut tx = self.ctx.store.begin().await?;
+        tx.job_retried(task_id, self.ctx.clock.now()).await?;
+        tx.commit().await
+    }
+
+    /// Records a failed try of a job; returns whether it is dead now (after `max_attempts`).
+    pub async fn job_failed(&self, failure: &NewJobFailure) -> Result<bool> {
+        let mut tx = self.ctx.store.begin().await?;
+        let dead = tx.record_job_failure(failure).await?;
+        tx.commit().await?;
+        Ok(dead)
+    }
+
+    /// Whether the job `task_id` is dead: a job storage that tries it again anyway (apalis-redis
+    /// 1.0 retries up to 25 times whatever the limit) must not run it.
+    pub async fn job_is_dead(&self, task_id: &str) -> Result<bool> {
+        self.ctx.store.read().await?.job_is_dead(task_id).await
+    }
+
+    /// Forgets the failed tries of a job that succeeded.
+    pub async fn job_succeeded(&self, task_id: &str) -> Result<()> {
+        let mut tx = self.ctx.store.begin().await?;
+        tx.clear_job_failure(task_id).await?;
         tx.commit().await
     }
 

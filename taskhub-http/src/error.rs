@@ -39,6 +39,8 @@ pub enum ApiError {
     },
     /// The route exists, the method does not.
     MethodNotAllowed,
+    /// A backend the request needs does not answer (503).
+    Unavailable(String),
 }
 
 impl From<Error> for ApiError {
@@ -64,6 +66,7 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Core(e) => core_response(e),
             ApiError::BadRequest(m) => body(StatusCode::BAD_REQUEST, "bad_request", &m, None),
+            ApiError::Unavailable(m) => body(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &m, None),
             ApiError::BadQuery(fields) => {
                 body(StatusCode::BAD_REQUEST, "bad_request", "the query string is not valid", Some(&fields))
             }

@@ -4,11 +4,12 @@
 use crate::AppState;
 use crate::auth::Auth;
 use crate::envelope;
+use crate::error::ApiError;
 use crate::error::ApiResult;
-use crate::extract::Id;
 use crate::openapi::{Envelope, Errors};
-use axum::extract::State;
-use taskhub_core::maintenance::{JobsView, QueueView};
+use axum::extract::{Path, State};
+use taskhub_core::maintenance::{JobsView, QueueView, Retry};
+use taskhub_jobs::runner::Job;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -37,8 +38,25 @@ async fn list(State(s): State<AppState>, auth: Auth) -> ApiResult {
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/retry/", tag = "jobs", summary = "Put a dead job back in its queue (staff)",
-    params(("id" = i64, Path)), responses((status = 200, body = Envelope<Object>), Errors), security(("bearer" = [])))]
-async fn retry(State(s): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult {
-    s.services.maintenance.retry_job(&auth.actor(), id).await?;
+    description = "`id` is a failure's id from `GET /api/jobs/`: a mail's number, or a `long` job's task id.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<Object>), (status = 503, body = crate::openapi::ErrorEnvelope, description = "the job's queue storage does not answer"), Errors),
+    security(("bearer" = [])))]
+async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    let id = id.trim_end_matches('/').to_owned();
+    match s.services.maintenance.retry_job(&auth.actor(), &id).await? {
+        Retry::Mail => {}
+        Retry::Push { queue, args } => {
+            let job: Job = serde_json::from_str(&args).map_err(|e| taskhub_core::Error::Internal(Box::new(e)))?;
+            let Some(mut q) = s.long_queue.clone().filter(|_| queue == taskhub_jobs::QUEUE_LONG) else {
+                return Err(ApiError::Unavailable(format!("the {queue} queue's storage is not reachable from here")));
+            };
+            q.push(job).await.map_err(|e| {
+                tracing::warn!(error = %e, "retry: the long queue's storage did not take the job");
+                ApiError::Unavailable(format!("the {queue} queue's storage did not answer"))
+            })?;
+            s.services.maintenance.job_retried(&id).await?;
+        }
+    }
     Ok(envelope::ok(&serde_json::json!({"id": id, "status": "pending"})))
 }

@@ -100,8 +100,48 @@ pub struct JobContext {
     pub mail: Option<Arc<crate::mail::MailSender>>,
 }
 
-/// Runs one job.
-pub async fn execute(job: Job, cx: Data<JobContext>) -> Result<(), BoxDynError> {
+/// Runs one job. A `long` job's failed tries are recorded by its task id (the jobs view shows
+/// them; once dead after [`Job::max_attempts`], a staff member can push it again), and
+/// forgotten when it succeeds. A mail's failures are the mail outbox's.
+pub async fn execute(job: Job, cx: Data<JobContext>, id: Option<TaskId>) -> Result<(), BoxDynError> {
+    let recorded = match (&job, id) {
+        (Job::SendMail { .. } | Job::Noop, _) | (_, None) => None,
+        (job, Some(id)) => Some((id.to_string(), job.clone())),
+    };
+    let m = &cx.services.maintenance;
+    if let Some((task_id, job)) = &recorded
+        && m.job_is_dead(task_id).await?
+    {
+        return Err(
+            format!("{} is dead after {} tries; retry it from the jobs view", job.name(), job.max_attempts()).into()
+        );
+    }
+    let result = run(job, &cx).await;
+    let Some((task_id, job)) = recorded else { return result };
+    let recorded = match &result {
+        Ok(()) => m.job_succeeded(&task_id).await,
+        Err(e) => {
+            let failure = taskhub_core::store::maintain::NewJobFailure {
+                task_id: task_id.clone(),
+                queue: job.queue().to_owned(),
+                job: job.name().to_owned(),
+                args: serde_json::to_string(&job)?,
+                error: e.to_string(),
+                max_attempts: i32::try_from(job.max_attempts()).unwrap_or(i32::MAX),
+                at: cx.services.ctx.clock.now(),
+            };
+            m.job_failed(&failure).await.map(|dead| {
+                tracing::warn!(job = job.name(), queue = job.queue(), task = %task_id, error = %e, dead, "job failed");
+            })
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(job = job.name(), task = %task_id, error = %e, "could not record the job's outcome");
+    }
+    result
+}
+
+async fn run(job: Job, cx: &JobContext) -> Result<(), BoxDynError> {
     let s: &Services = &cx.services;
     let (name, queue) = (job.name(), job.queue());
     let done = match job {

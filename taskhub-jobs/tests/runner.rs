@@ -201,6 +201,51 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     assert_eq!(sender.send_queued(1, "an-older-token").await?, Outcome::Skipped);
     assert_eq!(recorder.0.lock().unwrap().len(), 30);
 
+    // A long job failing every try: retried by the storage up to the limit, then dead, with its
+    // error in the jobs view. (The summaries' table is renamed away, so the claim fails.)
+    services
+        .tasks
+        .create(&Actor::user(bob.id), serde_json::from_value(json!({"title": "b", "assigned_to": [bob.id]}))?)
+        .await?;
+    let rename = async |from: &str, to: &str| -> Result<()> {
+        use sqlx::Connection;
+        let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+        if database_url.starts_with("postgres") {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut sqlx::PgConnection::connect(&database_url).await?)
+                .await?;
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut sqlx::SqliteConnection::connect(&database_url).await?)
+                .await?;
+        }
+        Ok(())
+    };
+    rename("daily_summaries", "daily_summaries_away").await?;
+    q.push(Job::DailySummary { day: clock.now().date_naive() }).await?;
+    let staff = Actor::staff(ann.user_id);
+    let mut dead = None;
+    // Redis storage retries after 1, 2, 3, 4 s.
+    for _ in 0..1200 {
+        let view = services.maintenance.jobs(&staff).await?;
+        if let Some(f) = view.recent_failures.iter().find(|f| f.queue == "long" && f.dead) {
+            dead = Some(f.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead = match dead {
+        Some(d) => d,
+        None => panic!(
+            "{backend:?}: the failing job never went dead: {:?} {:?}",
+            services.maintenance.jobs(&staff).await?.recent_failures,
+            q.stats().await?
+        ),
+    };
+    assert_eq!((dead.job.as_str(), dead.attempts), ("daily_summary", 5), "{backend:?}: {dead:?}");
+    assert!(dead.error.contains("daily_summaries"), "{backend:?}: {dead:?}");
+    rename("daily_summaries_away", "daily_summaries").await?;
+
     let _ = stop.send(true);
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(10), w).await;

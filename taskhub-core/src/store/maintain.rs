@@ -81,24 +81,47 @@ pub struct QueueCounts {
     pub dead: i64,
 }
 
-/// A mail whose last try failed.
+/// A job whose last try failed: a mail of the `interactive` queue or a job of the `long` queue.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct MailFailure {
-    /// Job id (the mail's id).
-    pub id: i64,
+pub struct JobFailure {
+    /// Job id: the mail's id (digits) or the job storage's task id.
+    pub id: String,
+    /// Queue.
+    pub queue: String,
     /// Job name.
     pub job: String,
-    /// `<event id>:<user id>`.
-    pub key: String,
-    /// Recipient.
-    pub user_id: i64,
+    /// The mail's key (`<event id>:<user id>`), for mail.
+    pub key: Option<String>,
+    /// The mail's recipient, for mail.
+    pub user_id: Option<i64>,
     /// Tries so far.
     pub attempts: i32,
     /// The last error.
     pub error: String,
     /// Dead (no more retries) or waiting for the next try.
     pub dead: bool,
+    /// When the last try failed.
+    pub failed_at: DateTime<Utc>,
+}
+
+/// A failed try of a `long` job, as the runner records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJobFailure {
+    /// The job storage's task id.
+    pub task_id: String,
+    /// Queue.
+    pub queue: String,
+    /// Job name.
+    pub job: String,
+    /// The job as JSON (pushed again by a retry).
+    pub args: String,
+    /// The error.
+    pub error: String,
+    /// Tries after which the job is dead.
+    pub max_attempts: i32,
+    /// When it failed.
+    pub at: DateTime<Utc>,
 }
 
 /// What the maintenance jobs store.
@@ -149,7 +172,20 @@ pub trait MaintainTx: Send {
     /// The mail queue by state at `now`.
     async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<QueueCounts>;
     /// The latest mails whose last try failed, newest first.
-    async fn mail_failures(&mut self, limit: u32) -> Result<Vec<MailFailure>>;
+    async fn mail_failures(&mut self, limit: u32) -> Result<Vec<JobFailure>>;
+    /// Records a failed try of a job (its tries counted by task id); returns whether it is
+    /// dead now.
+    async fn record_job_failure(&mut self, f: &NewJobFailure) -> Result<bool>;
+    /// Forgets the failures of a job that succeeded.
+    async fn clear_job_failure(&mut self, task_id: &str) -> Result<()>;
+    /// The latest failed jobs not retried by hand, newest first.
+    async fn job_failures(&mut self, limit: u32) -> Result<Vec<JobFailure>>;
+    /// A dead job not retried yet: its queue and arguments.
+    async fn dead_job(&mut self, task_id: &str) -> Result<Option<(String, String)>>;
+    /// Whether the job with task id `task_id` is dead (retried by hand or not).
+    async fn job_is_dead(&mut self, task_id: &str) -> Result<bool>;
+    /// Records that a dead job was pushed again.
+    async fn job_retried(&mut self, task_id: &str, now: DateTime<Utc>) -> Result<()>;
     /// Puts a dead mail back in the queue, due at `now`; false if it is not dead.
     async fn revive_mail(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool>;
 }
@@ -278,7 +314,7 @@ macro_rules! impl_maintain_tx {
 
             async fn mail_failed(&mut self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
                 sqlx::query(
-                    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, locked_until = NULL, lock_token = NULL, \
+                    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2, locked_until = NULL, lock_token = NULL, failed_at = $4, \
                      next_attempt_at = COALESCE($3, next_attempt_at), dead_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END WHERE id = $1",
                 )
                 .bind(id).bind(error).bind(retry_at).bind(now).execute(&mut *self.inner).await?;
@@ -298,13 +334,64 @@ macro_rules! impl_maintain_tx {
                 Ok($crate::store::maintain::QueueCounts { pending, running, done, failed, dead })
             }
 
-            async fn mail_failures(&mut self, limit: u32) -> Result<Vec<$crate::store::maintain::MailFailure>> {
+            async fn mail_failures(&mut self, limit: u32) -> Result<Vec<$crate::store::maintain::JobFailure>> {
                 Ok(sqlx::query_as(
-                    "SELECT id, CASE WHEN kind = 'daily_summary' THEN 'daily_summary' ELSE 'task_notification' END AS job, key, user_id, \
-                     attempts, last_error AS error, dead_at IS NOT NULL AS dead FROM mail_outbox \
-                     WHERE sent_at IS NULL AND last_error IS NOT NULL ORDER BY id DESC LIMIT $1",
+                    "SELECT CAST(id AS TEXT) AS id, 'interactive' AS queue, \
+                     CASE WHEN kind = 'daily_summary' THEN 'daily_summary' ELSE 'task_notification' END AS job, key, user_id, \
+                     attempts, last_error AS error, dead_at IS NOT NULL AS dead, COALESCE(failed_at, created_at) AS failed_at FROM mail_outbox \
+                     WHERE sent_at IS NULL AND last_error IS NOT NULL ORDER BY failed_at DESC, id DESC LIMIT $1",
                 )
                 .bind(i64::from(limit)).fetch_all(&mut *self.inner).await?)
+            }
+
+            async fn record_job_failure(&mut self, f: &$crate::store::maintain::NewJobFailure) -> Result<bool> {
+                let (attempts,): (i32,) = sqlx::query_as(
+                    "INSERT INTO job_failures (task_id, queue, job, args, attempts, error, failed_at) \
+                     VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT (task_id) DO UPDATE SET \
+                     attempts = job_failures.attempts + 1, error = excluded.error, failed_at = excluded.failed_at \
+                     RETURNING attempts",
+                )
+                .bind(&f.task_id).bind(&f.queue).bind(&f.job).bind(&f.args).bind(&f.error).bind(f.at)
+                .fetch_one(&mut *self.inner).await?;
+                let dead = attempts >= f.max_attempts;
+                if dead {
+                    sqlx::query("UPDATE job_failures SET dead_at = $2 WHERE task_id = $1")
+                        .bind(&f.task_id).bind(f.at).execute(&mut *self.inner).await?;
+                }
+                Ok(dead)
+            }
+
+            async fn clear_job_failure(&mut self, task_id: &str) -> Result<()> {
+                sqlx::query("DELETE FROM job_failures WHERE task_id = $1").bind(task_id).execute(&mut *self.inner).await?;
+                Ok(())
+            }
+
+            async fn job_failures(&mut self, limit: u32) -> Result<Vec<$crate::store::maintain::JobFailure>> {
+                Ok(sqlx::query_as(
+                    "SELECT task_id AS id, queue, job, CAST(NULL AS TEXT) AS key, CAST(NULL AS BIGINT) AS user_id, \
+                     attempts, error, dead_at IS NOT NULL AS dead, failed_at FROM job_failures \
+                     WHERE retried_at IS NULL ORDER BY failed_at DESC LIMIT $1",
+                )
+                .bind(i64::from(limit)).fetch_all(&mut *self.inner).await?)
+            }
+
+            async fn dead_job(&mut self, task_id: &str) -> Result<Option<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT queue, args FROM job_failures WHERE task_id = $1 AND dead_at IS NOT NULL AND retried_at IS NULL",
+                )
+                .bind(task_id).fetch_optional(&mut *self.inner).await?)
+            }
+
+            async fn job_is_dead(&mut self, task_id: &str) -> Result<bool> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_failures WHERE task_id = $1 AND dead_at IS NOT NULL")
+                    .bind(task_id).fetch_one(&mut *self.inner).await?;
+                Ok(n > 0)
+            }
+
+            async fn job_retried(&mut self, task_id: &str, now: DateTime<Utc>) -> Result<()> {
+                sqlx::query("UPDATE job_failures SET retried_at = $2 WHERE task_id = $1")
+                    .bind(task_id).bind(now).execute(&mut *self.inner).await?;
+                Ok(())
             }
 
             async fn revive_mail(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool> {

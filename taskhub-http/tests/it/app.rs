@@ -48,6 +48,11 @@ impl TestApp {
         Ok(TestApp { router: taskhub_http::router(state.clone()), state, clock, keys_dir, db_path })
     }
 
+    /// The app database's URL.
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.db_path.display())
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Result<Reply> {
         let res = self.router.clone().oneshot(req).await?;
         let (status, headers) = (res.status(), res.headers().clone());

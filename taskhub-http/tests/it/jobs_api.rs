@@ -90,7 +90,8 @@ async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
         (f["job"].as_str(), f["error"].as_str(), f["dead"].as_bool(), f["attempts"].as_i64()),
         (Some("task_notification"), Some("554 relay denied"), Some(true), Some(5))
     );
-    let id = f["id"].as_i64().unwrap_or_default();
+    assert_eq!(f["queue"], "interactive");
+    let id = f["id"].as_str().unwrap_or_default().to_owned();
     // Retry: staff only, dead jobs only.
     assert_eq!(
         app.post(&format!("/api/jobs/{id}/retry/"), Some(&alice), json!({})).await?.status,
@@ -105,5 +106,77 @@ async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
     let r = app.get("/api/jobs/", &root).await?;
     assert_eq!(r.body["data"]["queues"][0]["counts"]["dead"], 0);
     assert_eq!(r.body["data"]["queues"][0]["counts"]["failed"], 1, "back in the queue, its last error kept");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_failing_every_try_is_dead_with_its_error_and_staff_push_it_again() -> Result<()> {
+    use taskhub_jobs::runner::{Job, JobContext, JobQueue};
+    let mut app = TestApp::new().await?;
+    let dir = std::env::temp_dir().join(format!("taskhub-jobs-api-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let cfg = taskhub_core::config::Config {
+        database_url: format!("sqlite://{}", dir.join("main.db").display()),
+        ..Default::default()
+    };
+    let mut long = JobQueue::open(&cfg, "long").await?;
+    app.state.long_queue = Some(long.clone());
+    app.router = taskhub_http::router(app.state.clone());
+    let (_, alice) = app.user("alice").await?;
+    let (bob, bob_token) = app.user("bob").await?;
+    let (_, root) = app.staff("root").await?;
+    app.post("/api/tasks/", Some(&alice), json!({"title": "t", "assigned_to": [bob]})).await?;
+    // The summaries' table is gone: bob's summary cannot be claimed, the job fails every try.
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&app.db_url()).await?;
+    sqlx::query("ALTER TABLE daily_summaries RENAME TO daily_summaries_away").execute(&mut db).await?;
+    let day = chrono::Utc::now().date_naive();
+    long.push(Job::DailySummary { day }).await?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let worker = {
+        let (q, cx) = (long.clone(), JobContext { services: app.state.services.clone(), mail: None });
+        tokio::spawn(async move {
+            q.work("api-test-worker".into(), cx, 1, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    let mut failure = serde_json::Value::Null;
+    for _ in 0..200 {
+        let r = app.get("/api/jobs/", &root).await?;
+        let f = &r.body["data"]["recent_failures"][0];
+        if f["dead"] == true {
+            failure = f.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failure["queue"], "long", "{failure}");
+    assert_eq!(failure["job"], "daily_summary");
+    assert_eq!(failure["attempts"], 5, "tried up to the limit: {failure}");
+    assert!(failure["error"].as_str().is_some_and(|e| e.contains("daily_summaries")), "{failure}");
+    let id = failure["id"].as_str().unwrap_or_default().to_owned();
+    // Fixed; pushed again by staff only, once.
+    sqlx::query("ALTER TABLE daily_summaries_away RENAME TO daily_summaries").execute(&mut db).await?;
+    let retry = format!("/api/jobs/{id}/retry/");
+    assert_eq!(app.post(&retry, Some(&bob_token), json!({})).await?.status, StatusCode::FORBIDDEN);
+    let r = app.post(&retry, Some(&root), json!({})).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(app.post(&retry, Some(&root), json!({})).await?.status, StatusCode::NOT_FOUND, "retried once");
+    // The job ran again and claimed bob's summary (its mail queued).
+    let mut claimed = 0;
+    for _ in 0..200 {
+        claimed = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM daily_summaries").fetch_one(&mut db).await?;
+        if claimed > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(claimed, 1, "the retried job claimed bob's summary");
+    let r = app.get("/api/jobs/", &root).await?;
+    assert_eq!(r.body["data"]["recent_failures"], json!([]), "the retried failure left the list");
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     Ok(())
 }
