@@ -69,7 +69,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(public_key))
 }
 
-fn limit(state: &AppState, addr: ClientAddr) -> ApiResult<()> {
+pub(crate) fn limit(state: &AppState, addr: ClientAddr) -> ApiResult<()> {
     let now = state.services.ctx.clock.now();
     state.limiter.check(addr.0, now).map(|_| ()).map_err(|retry_after| {
         tracing::warn!(client = %addr.0, "auth rate limit hit");

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::openapi::{Envelope, Errors};
 use axum::extract::{Path, State};
+use taskhub_core::Actor;
 use taskhub_core::maintenance::{JobsView, QueueView, Retry};
 use taskhub_jobs::runner::Job;
 use utoipa_axum::router::OpenApiRouter;
@@ -21,7 +22,23 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/jobs/", tag = "jobs", summary = "Queues with their jobs by state, and the latest failures (staff)",
     responses((status = 200, body = Envelope<JobsView>), Errors), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, auth: Auth) -> ApiResult {
-    let mut view = s.services.maintenance.jobs(&auth.actor()).await?;
+    Ok(envelope::ok(&view(&s, &auth.actor()).await?))
+}
+
+#[utoipa::path(post, path = "/api/jobs/{id}/retry/", tag = "jobs", summary = "Put a dead job back in its queue (staff)",
+    description = "`id` is a failure's id from `GET /api/jobs/`: a mail's number, or a `long` job's task id.",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<Object>), (status = 503, body = crate::openapi::ErrorEnvelope, description = "the job's queue storage does not answer"), Errors),
+    security(("bearer" = [])))]
+async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    retry_dead(&s, &auth.actor(), &id).await?;
+    Ok(envelope::ok(&serde_json::json!({"id": id, "status": "pending"})))
+}
+
+/// The jobs view (staff): the core's view of the mail queue and the failures, plus the `long`
+/// queue's counts from its job storage (left out, with a warning, when it does not answer).
+pub(crate) async fn view(s: &AppState, actor: &Actor) -> Result<JobsView, ApiError> {
+    let mut view = s.services.maintenance.jobs(actor).await?;
     if let Some(q) = &s.long_queue {
         match q.counts().await {
             Ok(counts) => view.queues.push(QueueView {
@@ -34,18 +51,14 @@ async fn list(State(s): State<AppState>, auth: Auth) -> ApiResult {
             Err(e) => tracing::warn!(error = %e, "jobs view: the long queue's storage did not answer"),
         }
     }
-    Ok(envelope::ok(&view))
+    Ok(view)
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/retry/", tag = "jobs", summary = "Put a dead job back in its queue (staff)",
-    description = "`id` is a failure's id from `GET /api/jobs/`: a mail's number, or a `long` job's task id.",
-    params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<Object>), (status = 503, body = crate::openapi::ErrorEnvelope, description = "the job's queue storage does not answer"), Errors),
-    security(("bearer" = [])))]
-async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult {
-    let id = id.trim_end_matches('/').to_owned();
-    match s.services.maintenance.retry_job(&auth.actor(), &id).await? {
-        Retry::Mail => {}
+/// Puts the dead job `id` back in its queue (staff): a mail is due again; a `long` job is
+/// pushed into its storage again, then recorded as retried.
+pub(crate) async fn retry_dead(s: &AppState, actor: &Actor, id: &str) -> Result<(), ApiError> {
+    match s.services.maintenance.retry_job(actor, id).await? {
+        Retry::Mail => Ok(()),
         Retry::Push { queue, args } => {
             let job: Job = serde_json::from_str(&args).map_err(|e| taskhub_core::Error::Internal(Box::new(e)))?;
             let Some(mut q) = s.long_queue.clone().filter(|_| queue == taskhub_jobs::QUEUE_LONG) else {
@@ -55,8 +68,7 @@ async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) ->
                 tracing::warn!(error = %e, "retry: the long queue's storage did not take the job");
                 ApiError::Unavailable(format!("the {queue} queue's storage did not answer"))
             })?;
-            s.services.maintenance.job_retried(&id).await?;
+            Ok(s.services.maintenance.job_retried(id).await?)
         }
     }
-    Ok(envelope::ok(&serde_json::json!({"id": id, "status": "pending"})))
 }

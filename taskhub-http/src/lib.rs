@@ -20,6 +20,7 @@ pub mod idempotent;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod seed;
 pub mod tasks;
 pub mod teams;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::endpoint))
+        .merge(pages::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotent::actions))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(envelope::not_found)

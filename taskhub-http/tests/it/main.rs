@@ -15,6 +15,7 @@ mod identity;
 mod jobs_api;
 mod jwks;
 mod openapi;
+mod pages;
 mod routes;
 mod tasks_api;
 mod teams_api;
