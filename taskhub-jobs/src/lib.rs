@@ -115,6 +115,27 @@ pub struct Interactive {
     pub sender: std::sync::Arc<mail::MailSender>,
 }
 
+/// The lease held by the process that pushes the periodic jobs.
+pub const SCHEDULE_LEASE: &str = "job-schedule";
+/// How long the schedule lease lasts unless renewed.
+pub const SCHEDULE_LEASE_FOR: chrono::Duration = chrono::Duration::minutes(3);
+
+/// Takes or renews the schedule lease; false when another process holds it (or the database
+/// does not answer: then nobody pushes, rather than everybody).
+async fn lead(services: &Services, holder: &str) -> bool {
+    let now = services.ctx.clock.now();
+    let r = async {
+        let mut tx = services.store().begin().await?;
+        let got = tx.acquire_lease(SCHEDULE_LEASE, holder, now, now + SCHEDULE_LEASE_FOR).await?;
+        tx.commit().await?;
+        Ok::<_, taskhub_core::Error>(got)
+    };
+    r.await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not take the schedule lease");
+        false
+    })
+}
+
 fn spawn_worker(
     queue: &runner::JobQueue,
     queue_name: &'static str,
@@ -134,8 +155,9 @@ fn spawn_worker(
     })
 }
 
-/// Works the given queues until `shutdown` resolves: `long` — a worker, the periodic jobs
-/// pushed every `every` and the daily summary when due; `interactive` — a worker, and every
+/// Works the given queues until `shutdown` resolves: `long` — a worker, and (while this process
+/// holds the schedule lease) the periodic jobs pushed every `every` and the daily summary when
+/// due; `interactive` — a worker, and every
 /// second the due mail handed over to it. A failure is logged and retried at the next tick;
 /// the process never dies of it. On shutdown the workers finish the jobs they hold.
 pub async fn run(
@@ -154,26 +176,20 @@ pub async fn run(
         let cx = runner::JobContext { services: services.clone(), mail: Some(i.sender.clone()) };
         workers.push(spawn_worker(&i.queue, QUEUE_INTERACTIVE, cx, runner::INTERACTIVE_CONCURRENCY, stopped.clone()));
     }
+    // One process at a time pushes the periodic jobs: the holder of a lease in the database,
+    // renewed every period; when it dies another takes over within SCHEDULE_LEASE_FOR, and
+    // pushes at once (a job run twice is harmless, they are idempotent).
+    let holder = format!("jobs-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
     let every = long.as_ref().map_or(Duration::from_secs(3600), |l| l.every);
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every.min(Duration::from_secs(60)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut minute = tokio::time::interval(Duration::from_secs(60));
-    minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_push: Option<tokio::time::Instant> = None;
     let mut mail_tick = tokio::time::interval(Duration::from_secs(1));
     mail_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            _ = minute.tick(), if long.as_ref().is_some_and(|l| l.summary.is_some()) => {
-                let Some(l) = long.as_mut() else { continue };
-                let day = l.summary.as_mut().and_then(|s| s.due(services.ctx.clock.now()));
-                if let Some(day) = day
-                    && let Err(e) = l.queue.push(runner::Job::DailySummary { day }).await
-                {
-                    tracing::error!(job = "daily_summary", queue = QUEUE_LONG, error = %e, "could not queue the job");
-                }
-            }
             _ = mail_tick.tick(), if interactive.is_some() => {
                 let Some(i) = interactive.as_mut() else { continue };
                 match i.sender.dispatch(&mut i.queue).await {
@@ -184,14 +200,37 @@ pub async fn run(
             }
             _ = tick.tick(), if long.is_some() => {
                 let Some(l) = long.as_mut() else { continue };
-                use runner::Job::{ArchiveCleanup, IdempotencyPurge, OverdueScan, TokenPurge};
-                for job in [IdempotencyPurge, TokenPurge, OverdueScan, ArchiveCleanup] {
-                    let name = job.name();
-                    if let Err(e) = l.queue.push(job).await {
-                        tracing::error!(job = name, queue = QUEUE_LONG, error = %e, "could not queue the job");
+                if !lead(&services, &holder).await {
+                    last_push = None;
+                    continue;
+                }
+                if last_push.is_none_or(|t| t.elapsed() >= every) {
+                    last_push = Some(tokio::time::Instant::now());
+                    use runner::Job::{ArchiveCleanup, IdempotencyPurge, OverdueScan, TokenPurge};
+                    for job in [IdempotencyPurge, TokenPurge, OverdueScan, ArchiveCleanup] {
+                        let name = job.name();
+                        if let Err(e) = l.queue.push(job).await {
+                            tracing::error!(job = name, queue = QUEUE_LONG, error = %e, "could not queue the job");
+                        }
                     }
                 }
+                let day = l.summary.as_mut().and_then(|s| s.due(services.ctx.clock.now()));
+                if let Some(day) = day
+                    && let Err(e) = l.queue.push(runner::Job::DailySummary { day }).await
+                {
+                    tracing::error!(job = "daily_summary", queue = QUEUE_LONG, error = %e, "could not queue the job");
+                }
             }
+        }
+    }
+    if long.is_some() {
+        let released = async {
+            let mut tx = services.store().begin().await?;
+            tx.release_lease(SCHEDULE_LEASE, &holder).await?;
+            tx.commit().await
+        };
+        if let Err(e) = released.await {
+            tracing::warn!(error = %e, "could not release the schedule lease; another runner takes over when it runs out");
         }
     }
     let _ = stop_workers.send(true);

@@ -25,6 +25,11 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// queue for another worker: [`HEARTBEAT`] × 4 = 20 s (apalis's default is 5 minutes).
 pub const MISSED_HEARTBEATS: usize = 4;
 
+/// How often an idle worker looks for jobs. Without a poll strategy an idle apalis 1.0 worker
+/// waits for its next heartbeat ([`HEARTBEAT`]) to look again, and records its last
+/// completions as late.
+pub const POLL: Duration = Duration::from_millis(100);
+
 /// Jobs a `long` worker runs at once.
 pub const LONG_CONCURRENCY: usize = 2;
 /// Mails an `interactive` worker sends at once. Bounded: a mail accepted by the SMTP server is
@@ -306,7 +311,7 @@ impl JobQueue {
         let r = match self {
             JobQueue::Sqlite(s) => {
                 WorkerBuilder::new(name)
-                    .backend(s.clone())
+                    .backend(s.clone().poll_with_interval(POLL))
                     .data(services)
                     .concurrency(concurrency)
                     .build(execute)
@@ -316,7 +321,7 @@ impl JobQueue {
             #[cfg(feature = "postgres")]
             JobQueue::Postgres(s) => {
                 WorkerBuilder::new(name)
-                    .backend(s.clone())
+                    .backend(s.clone().poll_with_interval(POLL))
                     .data(services)
                     .concurrency(concurrency)
                     .build(execute)
@@ -326,7 +331,7 @@ impl JobQueue {
             #[cfg(feature = "redis")]
             JobQueue::Redis(s, _) => {
                 WorkerBuilder::new(name)
-                    .backend(s.clone())
+                    .backend(s.clone().poll_with_interval(POLL))
                     .data(services)
                     .concurrency(concurrency)
                     .build(execute)
