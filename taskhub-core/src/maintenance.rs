@@ -202,6 +202,12 @@ impl MaintenanceService {
         Ok(dead)
     }
 
+    /// The `long` jobs' failures by state: (failed and waiting for their next try, dead and not
+    /// retried) — the job runner's own records, the same whatever the job storage.
+    pub async fn job_failure_counts(&self) -> Result<(i64, i64)> {
+        self.ctx.store.read().await?.job_failure_counts().await
+    }
+
     /// Whether the job `task_id` is dead: a job storage that tries it again anyway (apalis-redis
     /// 1.0 retries up to 25 times whatever the limit) must not run it.
     pub async fn job_is_dead(&self, task_id: &str) -> Result<bool> {

@@ -39,19 +39,29 @@ async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) ->
 /// queue's counts from its job storage (left out, with a warning, when it does not answer).
 pub(crate) async fn view(s: &AppState, actor: &Actor) -> Result<JobsView, ApiError> {
     let mut view = s.services.maintenance.jobs(actor).await?;
-    if let Some(q) = &s.long_queue {
-        match q.counts().await {
-            Ok(counts) => view.queues.push(QueueView {
-                name: taskhub_jobs::QUEUE_LONG.into(),
-                jobs: ["daily_summary", "overdue_scan", "archive_cleanup", "idempotency_purge", "token_purge"]
-                    .map(String::from)
-                    .to_vec(),
-                counts,
-            }),
-            Err(e) => tracing::warn!(error = %e, "jobs view: the long queue's storage did not answer"),
-        }
+    if let Some(counts) = long_counts(s).await {
+        view.queues.push(QueueView {
+            name: taskhub_jobs::QUEUE_LONG.into(),
+            jobs: ["daily_summary", "overdue_scan", "archive_cleanup", "idempotency_purge", "token_purge"]
+                .map(String::from)
+                .to_vec(),
+            counts,
+        });
     }
     Ok(view)
+}
+
+/// The `long` queue by state: pending, running and done from its job storage; failed (waiting
+/// for the next try) and dead (not retried yet) from the runner's records of failed tries.
+/// `None` (with a warning) when the storage or the database does not answer.
+pub(crate) async fn long_counts(s: &AppState) -> Option<taskhub_core::store::maintain::QueueCounts> {
+    let q = s.long_queue.as_ref()?;
+    let stored = q.counts().await.map_err(|e| tracing::warn!(error = %e, "the long queue's storage did not answer"));
+    let failures =
+        s.services.maintenance.job_failure_counts().await.map_err(|e| tracing::warn!(error = %e, "job failures"));
+    let (mut counts, (failed, dead)) = (stored.ok()?, failures.ok()?);
+    (counts.failed, counts.dead) = (failed, dead);
+    Some(counts)
 }
 
 /// Puts the dead job `id` back in its queue (staff): a mail is due again; a `long` job is

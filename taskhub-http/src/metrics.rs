@@ -119,9 +119,7 @@ pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
             let _ = writeln!(body, "taskhub_mail_jobs{{queue=\"interactive\",state=\"{state}\"}} {n}");
         }
     }
-    if let Some(q) = &state.long_queue
-        && let Ok(c) = q.counts().await
-    {
+    if let Some(c) = crate::jobs::long_counts(&state).await {
         body.push_str("# HELP taskhub_jobs Jobs of the long queue by state.\n");
         body.push_str("# TYPE taskhub_jobs gauge\n");
         for (state, n) in

@@ -182,6 +182,8 @@ pub trait MaintainTx: Send {
     async fn job_failures(&mut self, limit: u32) -> Result<Vec<JobFailure>>;
     /// A dead job not retried yet: its queue and arguments.
     async fn dead_job(&mut self, task_id: &str) -> Result<Option<(String, String)>>;
+    /// Jobs with failed tries waiting for their next one, and dead jobs not retried by hand.
+    async fn job_failure_counts(&mut self) -> Result<(i64, i64)>;
     /// Whether the job with task id `task_id` is dead (retried by hand or not).
     async fn job_is_dead(&mut self, task_id: &str) -> Result<bool>;
     /// Records that a dead job was pushed again.
@@ -380,6 +382,14 @@ macro_rules! impl_maintain_tx {
                     "SELECT queue, args FROM job_failures WHERE task_id = $1 AND dead_at IS NOT NULL AND retried_at IS NULL",
                 )
                 .bind(task_id).fetch_optional(&mut *self.inner).await?)
+            }
+
+            async fn job_failure_counts(&mut self) -> Result<(i64, i64)> {
+                Ok(sqlx::query_as(
+                    "SELECT COALESCE(SUM(CASE WHEN dead_at IS NULL THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN dead_at IS NOT NULL AND retried_at IS NULL THEN 1 ELSE 0 END), 0) FROM job_failures",
+                )
+                .fetch_one(&mut *self.inner).await?)
             }
 
             async fn job_is_dead(&mut self, task_id: &str) -> Result<bool> {

@@ -157,6 +157,12 @@ async fn a_long_job_failing_every_try_is_dead_with_its_error_and_staff_push_it_a
     assert_eq!(failure["attempts"], 5, "tried up to the limit: {failure}");
     assert!(failure["error"].as_str().is_some_and(|e| e.contains("daily_summaries")), "{failure}");
     let id = failure["id"].as_str().unwrap_or_default().to_owned();
+    let long_counts = async || -> Result<serde_json::Value> {
+        let r = app.get("/api/jobs/", &root).await?;
+        Ok(r.body["data"]["queues"][1]["counts"].clone())
+    };
+    let c = long_counts().await?;
+    assert_eq!((c["dead"].as_i64(), c["failed"].as_i64()), (Some(1), Some(0)), "{c}");
     // Fixed; pushed again by staff only, once.
     sqlx::query("ALTER TABLE daily_summaries_away RENAME TO daily_summaries").execute(&mut db).await?;
     let retry = format!("/api/jobs/{id}/retry/");
@@ -176,6 +182,16 @@ async fn a_long_job_failing_every_try_is_dead_with_its_error_and_staff_push_it_a
     assert_eq!(claimed, 1, "the retried job claimed bob's summary");
     let r = app.get("/api/jobs/", &root).await?;
     assert_eq!(r.body["data"]["recent_failures"], json!([]), "the retried failure left the list");
+    let mut c = long_counts().await?;
+    for _ in 0..100 {
+        if c["done"].as_i64().is_some_and(|d| d >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c = long_counts().await?;
+    }
+    assert_eq!((c["dead"].as_i64(), c["failed"].as_i64()), (Some(0), Some(0)), "{c}");
+    assert!(c["done"].as_i64().is_some_and(|d| d >= 1), "the retried job is recorded done: {c}");
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     Ok(())
