@@ -308,36 +308,24 @@ impl JobQueue {
             shutdown.await;
             Ok::<(), std::io::Error>(())
         };
+        // The same worker over each storage type.
+        macro_rules! worker {
+            ($storage:expr) => {
+                WorkerBuilder::new(name)
+                    .backend($storage.clone().poll_with_interval(POLL))
+                    .data(services)
+                    .concurrency(concurrency)
+                    .build(execute)
+                    .run_until(signal)
+                    .await
+            };
+        }
         let r = match self {
-            JobQueue::Sqlite(s) => {
-                WorkerBuilder::new(name)
-                    .backend(s.clone().poll_with_interval(POLL))
-                    .data(services)
-                    .concurrency(concurrency)
-                    .build(execute)
-                    .run_until(signal)
-                    .await
-            }
+            JobQueue::Sqlite(s) => worker!(s),
             #[cfg(feature = "postgres")]
-            JobQueue::Postgres(s) => {
-                WorkerBuilder::new(name)
-                    .backend(s.clone().poll_with_interval(POLL))
-                    .data(services)
-                    .concurrency(concurrency)
-                    .build(execute)
-                    .run_until(signal)
-                    .await
-            }
+            JobQueue::Postgres(s) => worker!(s),
             #[cfg(feature = "redis")]
-            JobQueue::Redis(s, _) => {
-                WorkerBuilder::new(name)
-                    .backend(s.clone().poll_with_interval(POLL))
-                    .data(services)
-                    .concurrency(concurrency)
-                    .build(execute)
-                    .run_until(signal)
-                    .await
-            }
+            JobQueue::Redis(s, _) => worker!(s),
         };
         r.map_err(|e| anyhow::anyhow!("worker: {e}"))
     }

@@ -21,7 +21,6 @@ use std::time::Duration;
 use taskhub_core::auth::PasswordHasher;
 use taskhub_core::config::{Config, JobsBackend};
 use taskhub_core::services::Ctx;
-use taskhub_core::users::UserInput;
 use taskhub_core::{Actor, Services, store};
 use taskhub_jobs::runner::{Job, JobQueue};
 
@@ -93,15 +92,9 @@ async fn killed_runners_finish_every_job_once_and_two_runners_share_the_queues()
     let services = Services::build(ctx, hasher);
     // Every user has a task assigned today: each is owed one summary mail.
     for i in 0..USERS {
-        let input = UserInput {
-            username: format!("user{i}"),
-            email: format!("user{i}@example.com"),
-            password: "correct horse battery".into(),
-            ..Default::default()
-        };
-        let u = services.users.register(input).await?;
-        let task = json!({"title": format!("task {i}"), "assigned_to": [u.id]});
-        services.tasks.create(&Actor::user(u.id), serde_json::from_value(task)?).await?;
+        let u = common::register(&services, &format!("user{i}")).await?;
+        let task = json!({"title": format!("task {i}"), "assigned_to": [u]});
+        services.tasks.create(&Actor::user(u), serde_json::from_value(task)?).await?;
     }
     let pool = sqlx::PgPool::connect(&url).await?;
     let cfg = Config { database_url: url.clone(), jobs_backend: JobsBackend::Postgres, ..Config::default() };

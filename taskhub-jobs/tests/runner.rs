@@ -18,7 +18,6 @@ use taskhub_core::clock::{Clock, ManualClock};
 use taskhub_core::config::{Config, JobsBackend};
 use taskhub_core::services::Ctx;
 use taskhub_core::store::maintain::NewMail;
-use taskhub_core::users::UserInput;
 use taskhub_core::{Actor, Services, store};
 use taskhub_jobs::mail::{MailSender, Mailer, Outcome, OutgoingMail};
 use taskhub_jobs::runner::{Job, JobContext, JobQueue};
@@ -63,13 +62,7 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     let ctx = Ctx { store: store::connect(&database_url).await?, clock: clock.clone() };
     let hasher = PasswordHasher::new(argon2::Params::new(256, 1, 1, None).map_err(|e| anyhow::anyhow!("{e}"))?);
     let services = Services::build(ctx, hasher);
-    let input = UserInput {
-        username: "ann".into(),
-        email: "ann@example.com".into(),
-        password: "correct horse battery".into(),
-        ..Default::default()
-    };
-    let ann = Actor::user(services.users.register(input).await?.id);
+    let ann = Actor::user(common::register(&services, "ann").await?);
     let due = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let late = services.tasks.create(&ann, serde_json::from_value(json!({"title": "late", "due_date": due}))?).await?;
     let gone = services.tasks.create(&ann, serde_json::from_value(json!({"title": "gone"}))?).await?;
@@ -145,20 +138,12 @@ async fn contract(backend: JobsBackend) -> Result<()> {
 
     // The interactive queue: 30 queued mails handed over (twice: the second finds them taken),
     // sent by two workers, each exactly once.
-    let bob = services
-        .users
-        .register(UserInput {
-            username: "bob".into(),
-            email: "bob@example.com".into(),
-            password: "correct horse battery".into(),
-            ..Default::default()
-        })
-        .await?;
+    let bob = common::register(&services, "bob").await?;
     let mut tx = services.store().begin().await?;
     for i in 0..30 {
         tx.insert_mail(&NewMail {
-            key: format!("e{i}:{}", bob.id),
-            user_id: bob.id,
+            key: format!("e{i}:{bob}"),
+            user_id: bob,
             kind: "comment".into(),
             task_id: Some(late.id),
             event_id: format!("e{i}"),
@@ -192,7 +177,7 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut sent = recorder.0.lock().unwrap().clone();
     sent.sort();
-    let mut expected: Vec<String> = (0..30).map(|i| format!("e{i}:{}", bob.id)).collect();
+    let mut expected: Vec<String> = (0..30).map(|i| format!("e{i}:{bob}")).collect();
     expected.sort();
     assert_eq!(sent, expected, "{backend:?}: every mail sent, each once");
     let counts = services.store().read().await?.mail_queue_counts(clock.now()).await?;
@@ -205,7 +190,7 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     // error in the jobs view. (The summaries' table is renamed away, so the claim fails.)
     services
         .tasks
-        .create(&Actor::user(bob.id), serde_json::from_value(json!({"title": "b", "assigned_to": [bob.id]}))?)
+        .create(&Actor::user(bob), serde_json::from_value(json!({"title": "b", "assigned_to": [bob]}))?)
         .await?;
     let rename = async |from: &str, to: &str| -> Result<()> {
         use sqlx::Connection;
@@ -330,20 +315,12 @@ async fn a_runner_works_only_the_queues_it_is_given() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let database_url = format!("sqlite://{}", dir.join("main.db").display());
     let services = Services::new(store::connect(&database_url).await?);
-    let bob = services
-        .users
-        .register(UserInput {
-            username: "bob".into(),
-            email: "bob@example.com".into(),
-            password: "correct horse battery".into(),
-            ..Default::default()
-        })
-        .await?;
+    let bob = common::register(&services, "bob").await?;
     let queue_mail = async |n: u32| -> Result<()> {
         let mut tx = services.store().begin().await?;
         tx.insert_mail(&NewMail {
-            key: format!("e{n}:{}", bob.id),
-            user_id: bob.id,
+            key: format!("e{n}:{bob}"),
+            user_id: bob,
             kind: "comment".into(),
             task_id: Some(1),
             event_id: format!("e{n}"),

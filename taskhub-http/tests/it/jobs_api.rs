@@ -18,17 +18,22 @@ impl Mailer for Down {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
-    let mut app = TestApp::new().await?;
-    // The long queue, on SQLite storage of its own, with one job waiting.
+/// A `long` queue on SQLite job storage of its own.
+async fn long_queue() -> Result<taskhub_jobs::runner::JobQueue> {
     let dir = std::env::temp_dir().join(format!("taskhub-jobs-api-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     let cfg = taskhub_core::config::Config {
         database_url: format!("sqlite://{}", dir.join("main.db").display()),
         ..Default::default()
     };
-    let mut long = taskhub_jobs::runner::JobQueue::open(&cfg, "long").await?;
+    taskhub_jobs::runner::JobQueue::open(&cfg, taskhub_jobs::QUEUE_LONG).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
+    let mut app = TestApp::new().await?;
+    // The long queue with one job waiting.
+    let mut long = long_queue().await?;
     long.push(taskhub_jobs::runner::Job::Noop).await?;
     app.state.long_queue = Some(long);
     app.router = taskhub_http::router(app.state.clone());
@@ -111,15 +116,9 @@ async fn staff_see_the_queue_its_failures_and_retry_a_dead_job() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_job_failing_every_try_is_dead_with_its_error_and_staff_push_it_again() -> Result<()> {
-    use taskhub_jobs::runner::{Job, JobContext, JobQueue};
+    use taskhub_jobs::runner::{Job, JobContext};
     let mut app = TestApp::new().await?;
-    let dir = std::env::temp_dir().join(format!("taskhub-jobs-api-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let cfg = taskhub_core::config::Config {
-        database_url: format!("sqlite://{}", dir.join("main.db").display()),
-        ..Default::default()
-    };
-    let mut long = JobQueue::open(&cfg, "long").await?;
+    let mut long = long_queue().await?;
     app.state.long_queue = Some(long.clone());
     app.router = taskhub_http::router(app.state.clone());
     let (_, alice) = app.user("alice").await?;

@@ -4,6 +4,17 @@
 use anyhow::Result;
 use std::time::Duration;
 
+/// Registers user `name` (`<name>@example.com`); returns its id.
+pub async fn register(services: &taskhub_core::Services, name: &str) -> Result<i64> {
+    let input = taskhub_core::users::UserInput {
+        username: name.into(),
+        email: format!("{name}@example.com"),
+        password: "correct horse battery".into(),
+        ..Default::default()
+    };
+    Ok(services.users.register(input).await?.id)
+}
+
 fn admin_url() -> String {
     std::env::var("TASKHUB_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
