@@ -115,6 +115,9 @@ pub struct Interactive {
     pub sender: std::sync::Arc<mail::MailSender>,
 }
 
+/// How long the job storage keeps the records of finished jobs (the jobs view's `done`).
+pub const JOB_RECORDS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The lease held by the process that pushes the periodic jobs.
 pub const SCHEDULE_LEASE: &str = "job-schedule";
 /// How long the schedule lease lasts unless renewed.
@@ -186,6 +189,8 @@ pub async fn run(
     let mut last_push: Option<tokio::time::Instant> = None;
     let mut mail_tick = tokio::time::interval(Duration::from_secs(1));
     mail_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut vacuum_tick = tokio::time::interval(Duration::from_secs(3600));
+    vacuum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -196,6 +201,16 @@ pub async fn run(
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(queue = QUEUE_INTERACTIVE, mails = n, "mail handed to the queue"),
                     Err(e) => tracing::error!(queue = QUEUE_INTERACTIVE, error = %e, "could not hand mail to the queue"),
+                }
+            }
+            _ = vacuum_tick.tick() => {
+                let queues = long.iter().map(|l| (QUEUE_LONG, &l.queue)).chain(interactive.iter().map(|i| (QUEUE_INTERACTIVE, &i.queue)));
+                for (name, q) in queues {
+                    match q.vacuum(JOB_RECORDS_KEPT).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(queue = name, records = n, "finished job records forgotten"),
+                        Err(e) => tracing::warn!(queue = name, error = %e, "could not vacuum the job storage"),
+                    }
                 }
             }
             _ = tick.tick(), if long.is_some() => {

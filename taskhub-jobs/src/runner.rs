@@ -288,6 +288,58 @@ impl JobQueue {
         })
     }
 
+    /// Forgets the records of jobs that finished (done, or failed for good) longer than
+    /// `older_than` ago, so the job storage does not grow without bound; returns how many went.
+    /// Jobs waiting, running or waiting for a retry are kept.
+    pub async fn vacuum(&self, older_than: std::time::Duration) -> anyhow::Result<u64> {
+        match self {
+            JobQueue::Sqlite(s) => {
+                use apalis_core::backend::BackendConfig;
+                // apalis-sqlite 1.0's `vacuum_before` compares its integer `run_at` with a date
+                // string, which is always smaller: it forgets every finished job, old or not.
+                let r = sqlx::query(
+                    "DELETE FROM Jobs WHERE job_type = ?1 \
+                     AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                     AND done_at <= CAST(strftime('%s', 'now') AS INTEGER) - ?2",
+                )
+                .bind(s.config().queue.as_ref().to_owned())
+                .bind(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX))
+                .execute(s.pool())
+                .await?;
+                Ok(r.rows_affected())
+            }
+            #[cfg(feature = "postgres")]
+            JobQueue::Postgres(s) => {
+                // apalis-postgres 1.0 has no vacuum of its own; its table, by its columns.
+                let r = sqlx::query(
+                    "DELETE FROM apalis.jobs WHERE job_type = $1 \
+                     AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                     AND done_at < NOW() - make_interval(secs => $2)",
+                )
+                .bind(s.config().queue.as_ref().to_owned())
+                .bind(older_than.as_secs_f64())
+                .execute(s.pool())
+                .await?;
+                Ok(r.rows_affected())
+            }
+            #[cfg(feature = "redis")]
+            JobQueue::Redis(s, conn) => {
+                // apalis-redis 1.0's own vacuum leaves the ids in the done and dead sets (they are
+                // what the counts read) and would drop failed jobs waiting for a retry.
+                let cfg = s.get_config();
+                let n: u64 = redis::Script::new(REDIS_VACUUM)
+                    .key(cfg.job_data_hash())
+                    .key(cfg.job_meta_hash())
+                    .key(cfg.done_jobs_set())
+                    .key(cfg.dead_jobs_set())
+                    .arg(older_than.as_secs())
+                    .invoke_async(&mut conn.clone())
+                    .await?;
+                Ok(n)
+            }
+        }
+    }
+
     /// Jobs waiting or running.
     pub async fn pending(&self) -> anyhow::Result<usize> {
         let s = self.stats().await?;
@@ -330,6 +382,30 @@ impl JobQueue {
         r.map_err(|e| anyhow::anyhow!("worker: {e}"))
     }
 }
+
+/// Forgets finished jobs of a Redis queue: members of the done and dead sets whose `done_at`
+/// is older than ARGV[1] seconds lose their data, their metadata and their membership.
+#[cfg(feature = "redis")]
+const REDIS_VACUUM: &str = r#"
+local cutoff = tonumber(redis.call("TIME")[1]) - tonumber(ARGV[1])
+local n = 0
+for _, set in ipairs({KEYS[3], KEYS[4]}) do
+  if redis.call("TYPE", set)["ok"] == "set" then
+    for _, id in ipairs(redis.call("SMEMBERS", set)) do
+      local meta = KEYS[2] .. ":" .. id
+      local done_at = tonumber(redis.call("HGET", meta, "done_at") or "")
+      if done_at == nil or done_at <= cutoff then
+        redis.call("HDEL", KEYS[1], id)
+        redis.call("HDEL", KEYS[2] .. ":result", id)
+        redis.call("DEL", meta)
+        redis.call("SREM", set, id)
+        n = n + 1
+      end
+    end
+  end
+end
+return n
+"#;
 
 /// The figures of a Redis queue, counted from its keys whatever their type.
 #[cfg(feature = "redis")]

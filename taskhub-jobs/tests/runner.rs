@@ -135,6 +135,11 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     // records its last completions only at its next heartbeat).
     assert_eq!(n(&stats, "DONE_JOBS"), 22.0, "{backend:?}: {stats:?}");
     assert_eq!(n(&stats, "RUNNING_JOBS"), 0.0, "{backend:?}: {stats:?}");
+    // Finished records are kept for a while, then forgotten.
+    assert_eq!(q.vacuum(Duration::from_secs(3600)).await?, 0, "{backend:?}: nothing that old");
+    assert_eq!(q.vacuum(Duration::ZERO).await?, 22, "{backend:?}: the 22 finished jobs");
+    let stats = q.stats().await?;
+    assert_eq!(n(&stats, "DONE_JOBS"), 0.0, "{backend:?}: {stats:?}");
 
     // The interactive queue: 30 queued mails handed over (twice: the second finds them taken),
     // sent by two workers, each exactly once.
