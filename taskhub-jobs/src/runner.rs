@@ -8,6 +8,7 @@
 //! ([`ORPHANED_AFTER`]) — changes nothing twice.
 
 use apalis::prelude::*;
+use apalis_core::error::AbortError;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -117,12 +118,12 @@ pub async fn execute(job: Job, cx: Data<JobContext>, id: Option<TaskId>) -> Resu
     if let Some((task_id, job)) = &recorded
         && m.job_is_dead(task_id).await?
     {
-        return Err(
-            format!("{} is dead after {} tries; retry it from the jobs view", job.name(), job.max_attempts()).into()
-        );
+        let why = format!("{} is dead after {} tries; retry it from the jobs view", job.name(), job.max_attempts());
+        return Err(AbortError::new(why).into());
     }
     let result = run(job, &cx).await;
     let Some((task_id, job)) = recorded else { return result };
+    let mut dead = false;
     let recorded = match &result {
         Ok(()) => m.job_succeeded(&task_id).await,
         Err(e) => {
@@ -135,7 +136,8 @@ pub async fn execute(job: Job, cx: Data<JobContext>, id: Option<TaskId>) -> Resu
                 max_attempts: i32::try_from(job.max_attempts()).unwrap_or(i32::MAX),
                 at: cx.services.ctx.clock.now(),
             };
-            m.job_failed(&failure).await.map(|dead| {
+            m.job_failed(&failure).await.map(|is_dead| {
+                dead = is_dead;
                 tracing::warn!(job = job.name(), queue = job.queue(), task = %task_id, error = %e, dead, "job failed");
             })
         }
@@ -143,7 +145,12 @@ pub async fn execute(job: Job, cx: Data<JobContext>, id: Option<TaskId>) -> Resu
     if let Err(e) = recorded {
         tracing::error!(job = job.name(), task = %task_id, error = %e, "could not record the job's outcome");
     }
-    result
+    match result {
+        // Dead: the storage keeps it as killed and tries it no more (apalis-redis 1.0 would
+        // otherwise try a failed job 25 times, whatever its limit).
+        Err(e) if dead => Err(AbortError::new(e).into()),
+        other => other,
+    }
 }
 
 async fn run(job: Job, cx: &JobContext) -> Result<(), BoxDynError> {

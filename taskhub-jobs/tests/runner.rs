@@ -234,6 +234,19 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     };
     assert_eq!((dead.job.as_str(), dead.attempts), ("daily_summary", 5), "{backend:?}: {dead:?}");
     assert!(dead.error.contains("daily_summaries"), "{backend:?}: {dead:?}");
+    // The storage keeps it as killed and tries it no more.
+    let mut stats = q.stats().await?;
+    for _ in 0..100 {
+        if n(&stats, "KILLED_JOBS") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = q.stats().await?;
+    }
+    assert_eq!(n(&stats, "KILLED_JOBS"), 1.0, "{backend:?}: {stats:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = services.maintenance.jobs(&staff).await?.recent_failures;
+    assert_eq!(again.iter().find(|f| f.id == dead.id).map(|f| f.attempts), Some(5), "{backend:?}: not tried again");
     rename("daily_summaries_away", "daily_summaries").await?;
 
     let _ = stop.send(true);
