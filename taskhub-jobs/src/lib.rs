@@ -78,9 +78,11 @@ pub async fn run_configured(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let queues = cfg.job_queues()?;
+    // Both queues over one storage connection.
+    let storage = runner::JobQueue::open(cfg, QUEUE_LONG).await?;
     let long = match queues.contains(&QUEUE_LONG) {
         true => Some(Long {
-            queue: runner::JobQueue::open(cfg, QUEUE_LONG).await?,
+            queue: storage.clone(),
             every: Duration::from_secs(3600),
             summary: schedule::summary_schedule(cfg)?,
         }),
@@ -88,7 +90,7 @@ pub async fn run_configured(
     };
     let interactive = match queues.contains(&QUEUE_INTERACTIVE) {
         true => Some(Interactive {
-            queue: runner::JobQueue::open(cfg, QUEUE_INTERACTIVE).await?,
+            queue: storage.sibling(QUEUE_INTERACTIVE),
             sender: std::sync::Arc::new(mail::MailSender::new(services.clone(), mailer(cfg)?, cfg.public_url.clone())),
         }),
         false => None,

@@ -211,14 +211,7 @@ impl JobQueue {
                 let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.create_if_missing(true);
                 let pool = sqlx::SqlitePool::connect_with(opts).await?;
                 apalis_sqlite::SqliteStorage::setup(&pool).await?;
-                JobQueue::Sqlite(
-                    apalis_sqlite::SqliteStorage::new(&pool).with_config(
-                        apalis_sqlite::Config::default()
-                            .queue(queue)
-                            .heartbeat_interval(HEARTBEAT)
-                            .missed_heartbeats(MISSED_HEARTBEATS),
-                    ),
-                )
+                Self::sqlite(&pool, queue)
             }
             #[cfg(not(feature = "postgres"))]
             JobsBackend::Postgres => anyhow::bail!("this build has no PostgreSQL job storage (feature `postgres`)"),
@@ -226,14 +219,7 @@ impl JobQueue {
             JobsBackend::Postgres => {
                 let pool = sqlx::PgPool::connect(&cfg.database_url).await?;
                 apalis_postgres::PostgresStorage::setup(&pool).await?;
-                JobQueue::Postgres(
-                    apalis_postgres::PostgresStorage::new(&pool).with_config(
-                        apalis_postgres::Config::default()
-                            .queue(queue)
-                            .heartbeat_interval(HEARTBEAT)
-                            .missed_heartbeats(MISSED_HEARTBEATS),
-                    ),
-                )
+                Self::postgres(&pool, queue)
             }
             #[cfg(not(feature = "redis"))]
             JobsBackend::Redis => anyhow::bail!("this build has no Redis job storage (feature `redis`)"),
@@ -242,16 +228,46 @@ impl JobQueue {
                 let Some(url) = cfg.redis_url.as_deref() else {
                     anyhow::bail!("--jobs-backend redis needs --redis-url")
                 };
-                let conn = apalis_redis::connect(url).await?;
-                let storage = apalis_redis::RedisStorage::new(conn.clone()).with_config(
-                    apalis_redis::Config::default()
-                        .queue(queue)
-                        .heartbeat_interval(HEARTBEAT)
-                        .missed_heartbeats(MISSED_HEARTBEATS),
-                );
-                JobQueue::Redis(storage, conn)
+                Self::redis(apalis_redis::connect(url).await?, queue)
             }
         })
+    }
+
+    /// The queue named `queue` in the same storage, over the same connections.
+    pub fn sibling(&self, queue: &str) -> Self {
+        match self {
+            JobQueue::Sqlite(s) => Self::sqlite(s.pool(), queue),
+            #[cfg(feature = "postgres")]
+            JobQueue::Postgres(s) => Self::postgres(s.pool(), queue),
+            #[cfg(feature = "redis")]
+            JobQueue::Redis(_, conn) => Self::redis(conn.clone(), queue),
+        }
+    }
+
+    fn sqlite(pool: &sqlx::SqlitePool, queue: &str) -> Self {
+        let config = apalis_sqlite::Config::default()
+            .queue(queue)
+            .heartbeat_interval(HEARTBEAT)
+            .missed_heartbeats(MISSED_HEARTBEATS);
+        JobQueue::Sqlite(apalis_sqlite::SqliteStorage::new(pool).with_config(config))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn postgres(pool: &sqlx::PgPool, queue: &str) -> Self {
+        let config = apalis_postgres::Config::default()
+            .queue(queue)
+            .heartbeat_interval(HEARTBEAT)
+            .missed_heartbeats(MISSED_HEARTBEATS);
+        JobQueue::Postgres(apalis_postgres::PostgresStorage::new(pool).with_config(config))
+    }
+
+    #[cfg(feature = "redis")]
+    fn redis(conn: redis::aio::ConnectionManager, queue: &str) -> Self {
+        let config = apalis_redis::Config::default()
+            .queue(queue)
+            .heartbeat_interval(HEARTBEAT)
+            .missed_heartbeats(MISSED_HEARTBEATS);
+        JobQueue::Redis(apalis_redis::RedisStorage::new(conn.clone()).with_config(config), conn)
     }
 
     /// Pushes a job (tried up to [`Job::max_attempts`] times).

@@ -275,10 +275,21 @@ async fn the_long_queue_runs_its_jobs_on_redis_storage() -> Result<()> {
     contract(JobsBackend::Redis).await
 }
 
-/// Jobs a queue has seen, whatever their state.
+/// Jobs a queue has seen, whatever their state. (The figures are read while the workers write
+/// the same SQLite file: a read that meets a busy database is tried again.)
 async fn seen(q: &JobQueue) -> Result<i64> {
-    let c = q.counts().await?;
-    Ok(c.pending + c.running + c.done + c.failed + c.dead)
+    let mut tries = 0;
+    loop {
+        match q.counts().await {
+            Ok(c) => return Ok(c.pending + c.running + c.done + c.failed + c.dead),
+            Err(e) if tries < 5 => {
+                eprintln!("reading the queue's figures: {e}; again");
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
