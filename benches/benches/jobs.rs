@@ -63,7 +63,7 @@ async fn case(backend: JobsBackend, n: usize) {
     // One worker drains the queue; the rate is read from the queue's own records.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = {
-        let services = taskhub_jobs::runner::JobContext { services: services.clone(), mail: None };
+        let services = taskhub_jobs::runner::JobContext::new(services.clone());
         let (q, mut rx) = (q.clone(), stopped);
         tokio::spawn(async move {
             let concurrency = taskhub_jobs::runner::INTERACTIVE_CONCURRENCY;

@@ -194,12 +194,13 @@ impl MaintenanceService {
         tx.commit().await
     }
 
-    /// Records a failed try of a job; returns whether it is dead now (after `max_attempts`).
-    pub async fn job_failed(&self, failure: &NewJobFailure) -> Result<bool> {
+    /// Records a failed try of a job; returns its failed tries so far (dead once they reach
+    /// `max_attempts`).
+    pub async fn job_failed(&self, failure: &NewJobFailure) -> Result<i32> {
         let mut tx = self.ctx.store.begin().await?;
-        let dead = tx.record_job_failure(failure).await?;
+        let tries = tx.record_job_failure(failure).await?;
         tx.commit().await?;
-        Ok(dead)
+        Ok(tries)
     }
 
     /// The `long` jobs' failures by state: (failed and waiting for their next try, dead and not

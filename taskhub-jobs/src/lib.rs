@@ -174,11 +174,11 @@ pub async fn run(
     let (stop_workers, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     if let Some(l) = &long {
-        let cx = runner::JobContext { services: services.clone(), mail: None };
+        let cx = runner::JobContext::new(services.clone()).with_backoff(l.queue.clone(), runner::RETRY_BACKOFF);
         workers.push(spawn_worker(&l.queue, QUEUE_LONG, cx, runner::LONG_CONCURRENCY, stopped.clone()));
     }
     if let Some(i) = &interactive {
-        let cx = runner::JobContext { services: services.clone(), mail: Some(i.sender.clone()) };
+        let cx = runner::JobContext::new(services.clone()).with_mail(i.sender.clone());
         workers.push(spawn_worker(&i.queue, QUEUE_INTERACTIVE, cx, runner::INTERACTIVE_CONCURRENCY, stopped.clone()));
     }
     // One process at a time pushes the periodic jobs: the holder of a lease in the database,

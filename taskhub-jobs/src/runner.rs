@@ -104,11 +104,41 @@ pub struct JobContext {
     pub services: Services,
     /// The mail sender (`None`: this worker sends no mail).
     pub mail: Option<Arc<crate::mail::MailSender>>,
+    /// The queue the jobs come from, to put off a failed job's next try (`None`: the
+    /// storage tries it again at once).
+    pub retry_in: Option<(JobQueue, Duration)>,
 }
 
+impl JobContext {
+    /// Jobs over `services`, without mail, retried at once.
+    pub fn new(services: Services) -> Self {
+        JobContext { services, mail: None, retry_in: None }
+    }
+
+    /// Mail sent by `sender`.
+    #[must_use]
+    pub fn with_mail(mut self, sender: Arc<crate::mail::MailSender>) -> Self {
+        self.mail = Some(sender);
+        self
+    }
+
+    /// A failed `long` job of `queue` tried again after `base`, doubling ([`RETRY_BACKOFF`] in
+    /// production).
+    #[must_use]
+    pub fn with_backoff(mut self, queue: JobQueue, base: Duration) -> Self {
+        self.retry_in = Some((queue, base));
+        self
+    }
+}
+
+/// The first pause before a failed `long` job is tried again; it doubles with each try
+/// (30 s, 1, 2, 4 min: dead about 7.5 minutes after the first failure).
+pub const RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Runs one job. A `long` job's failed tries are recorded by its task id (the jobs view shows
-/// them; once dead after [`Job::max_attempts`], a staff member can push it again), and
-/// forgotten when it succeeds. A mail's failures are the mail outbox's.
+/// them; once dead after [`Job::max_attempts`], a staff member can push it again), each next
+/// try put off by a doubling pause ([`JobContext::with_backoff`]), and forgotten when it
+/// succeeds. A mail's failures are the mail outbox's.
 pub async fn execute(job: Job, cx: Data<JobContext>, id: Option<TaskId>) -> Result<(), BoxDynError> {
     let recorded = match (&job, id) {
         (Job::SendMail { .. } | Job::Noop, _) | (_, None) => None,
@@ -136,10 +166,23 @@ pub async fn execute(job: Job, cx: Data<JobContext>, id: Option<TaskId>) -> Resu
                 max_attempts: i32::try_from(job.max_attempts()).unwrap_or(i32::MAX),
                 at: cx.services.ctx.clock.now(),
             };
-            m.job_failed(&failure).await.map(|is_dead| {
-                dead = is_dead;
-                tracing::warn!(job = job.name(), queue = job.queue(), task = %task_id, error = %e, dead, "job failed");
-            })
+            match m.job_failed(&failure).await {
+                Ok(tries) => {
+                    dead = tries >= failure.max_attempts;
+                    tracing::warn!(job = job.name(), queue = job.queue(), task = %task_id, error = %e, tries, dead, "job failed");
+                    match &cx.retry_in {
+                        Some((queue, base)) if !dead => {
+                            let doublings = u32::try_from(tries.saturating_sub(1)).unwrap_or(0).min(16);
+                            let pause = base.saturating_mul(1u32 << doublings);
+                            queue.delay_retry(&task_id, pause).await.map_err(|e| {
+                                taskhub_core::Error::Internal(format!("cannot put off the retry: {e}").into())
+                            })
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                Err(e) => Err(e),
+            }
         }
     };
     if let Err(e) = recorded {
@@ -361,6 +404,32 @@ impl JobQueue {
                 Ok(n)
             }
         }
+    }
+
+    /// Puts off the next try of the failed job `task_id` by `pause` (the SQL storages try a
+    /// failed job when its `run_at` comes; apalis-redis 1.0 keeps its own pause of one second
+    /// per try).
+    pub async fn delay_retry(&self, task_id: &str, pause: Duration) -> anyhow::Result<()> {
+        match self {
+            JobQueue::Sqlite(s) => {
+                sqlx::query("UPDATE Jobs SET run_at = CAST(strftime('%s', 'now') AS INTEGER) + ?2 WHERE id = ?1")
+                    .bind(task_id)
+                    .bind(i64::try_from(pause.as_secs_f64().ceil() as u64).unwrap_or(i64::MAX))
+                    .execute(s.pool())
+                    .await?;
+            }
+            #[cfg(feature = "postgres")]
+            JobQueue::Postgres(s) => {
+                sqlx::query("UPDATE apalis.jobs SET run_at = NOW() + make_interval(secs => $2) WHERE id = $1")
+                    .bind(task_id)
+                    .bind(pause.as_secs_f64())
+                    .execute(s.pool())
+                    .await?;
+            }
+            #[cfg(feature = "redis")]
+            JobQueue::Redis(..) => {}
+        }
+        Ok(())
     }
 
     /// Jobs waiting or running.

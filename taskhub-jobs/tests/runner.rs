@@ -81,7 +81,8 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     for i in 0..2 {
-        let services = JobContext { services: services.clone(), mail: None };
+        // Failed tries put off by 100 ms, doubling (the SQLite storage counts whole seconds).
+        let services = JobContext::new(services.clone()).with_backoff(q.clone(), Duration::from_millis(100));
         let (q, mut rx) = (q.clone(), stopped.clone());
         workers.push(tokio::spawn(async move {
             q.work(format!("test-{i}-{}", uuid::Uuid::now_v7().simple()), services, 4, async move {
@@ -164,7 +165,7 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     assert_eq!(sender.dispatch(&mut iq).await?, 30);
     assert_eq!(sender.dispatch(&mut iq).await?, 0, "handed over once while the lease holds");
     for i in 0..2 {
-        let cx = JobContext { services: services.clone(), mail: Some(sender.clone()) };
+        let cx = JobContext::new(services.clone()).with_mail(sender.clone());
         let (iq, mut rx) = (iq.clone(), stopped.clone());
         workers.push(tokio::spawn(async move {
             iq.work(format!("mail-{i}-{}", uuid::Uuid::now_v7().simple()), cx, 4, async move {
@@ -213,6 +214,7 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     };
     rename("daily_summaries", "daily_summaries_away").await?;
     q.push(Job::DailySummary { day: clock.now().date_naive() }).await?;
+    let pushed = std::time::Instant::now();
     let staff = Actor::staff(ann.user_id);
     let mut dead = None;
     // Redis storage retries after 1, 2, 3, 4 s.
@@ -233,6 +235,8 @@ async fn contract(backend: JobsBackend) -> Result<()> {
         ),
     };
     assert_eq!((dead.job.as_str(), dead.attempts), ("daily_summary", 5), "{backend:?}: {dead:?}");
+    // Tried with pauses between: at least 100 + 200 + 400 + 800 ms.
+    assert!(pushed.elapsed() >= Duration::from_millis(1500), "{backend:?}: retried without a pause");
     assert!(dead.error.contains("daily_summaries"), "{backend:?}: {dead:?}");
     // The storage keeps it as killed and tries it no more.
     let mut stats = q.stats().await?;

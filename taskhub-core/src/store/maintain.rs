@@ -173,9 +173,9 @@ pub trait MaintainTx: Send {
     async fn mail_queue_counts(&mut self, now: DateTime<Utc>) -> Result<QueueCounts>;
     /// The latest mails whose last try failed, newest first.
     async fn mail_failures(&mut self, limit: u32) -> Result<Vec<JobFailure>>;
-    /// Records a failed try of a job (its tries counted by task id); returns whether it is
-    /// dead now.
-    async fn record_job_failure(&mut self, f: &NewJobFailure) -> Result<bool>;
+    /// Records a failed try of a job (its tries counted by task id); returns its failed tries
+    /// so far.
+    async fn record_job_failure(&mut self, f: &NewJobFailure) -> Result<i32>;
     /// Forgets the failures of a job that succeeded.
     async fn clear_job_failure(&mut self, task_id: &str) -> Result<()>;
     /// The latest failed jobs not retried by hand, newest first.
@@ -346,7 +346,7 @@ macro_rules! impl_maintain_tx {
                 .bind(i64::from(limit)).fetch_all(&mut *self.inner).await?)
             }
 
-            async fn record_job_failure(&mut self, f: &$crate::store::maintain::NewJobFailure) -> Result<bool> {
+            async fn record_job_failure(&mut self, f: &$crate::store::maintain::NewJobFailure) -> Result<i32> {
                 let (attempts,): (i32,) = sqlx::query_as(
                     "INSERT INTO job_failures (task_id, queue, job, args, attempts, error, failed_at) \
                      VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT (task_id) DO UPDATE SET \
@@ -355,12 +355,11 @@ macro_rules! impl_maintain_tx {
                 )
                 .bind(&f.task_id).bind(&f.queue).bind(&f.job).bind(&f.args).bind(&f.error).bind(f.at)
                 .fetch_one(&mut *self.inner).await?;
-                let dead = attempts >= f.max_attempts;
-                if dead {
+                if attempts >= f.max_attempts {
                     sqlx::query("UPDATE job_failures SET dead_at = $2 WHERE task_id = $1")
                         .bind(&f.task_id).bind(f.at).execute(&mut *self.inner).await?;
                 }
-                Ok(dead)
+                Ok(attempts)
             }
 
             async fn clear_job_failure(&mut self, task_id: &str) -> Result<()> {

@@ -133,7 +133,7 @@ async fn a_long_job_failing_every_try_is_dead_with_its_error_and_staff_push_it_a
     long.push(Job::DailySummary { day }).await?;
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let worker = {
-        let (q, cx) = (long.clone(), JobContext { services: app.state.services.clone(), mail: None });
+        let (q, cx) = (long.clone(), JobContext::new(app.state.services.clone()));
         tokio::spawn(async move {
             q.work("api-test-worker".into(), cx, 1, async move {
                 let _ = stopped.wait_for(|s| *s).await;
