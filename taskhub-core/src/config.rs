@@ -98,13 +98,15 @@ pub struct Config {
     pub summary_time: String,
     /// IANA time zone of `summary_time` (e.g. `Europe/Berlin`).
     pub timezone: String,
+    /// Days an archived task is kept before the cleanup job deletes it (at least 1).
+    pub archive_retention_days: u32,
     /// The job queues this process works, comma-separated: `interactive`, `long` (both by
     /// default; the process working `long` also pushes the periodic jobs).
     pub queues: String,
 }
 
 /// The keys of [`Config`], as file keys and (upper-cased, `TASKHUB_`-prefixed) variables.
-pub const KEYS: [&str; 22] = [
+pub const KEYS: [&str; 23] = [
     "role",
     "bind",
     "database_url",
@@ -127,6 +129,7 @@ pub const KEYS: [&str; 22] = [
     "summary_time",
     "timezone",
     "queues",
+    "archive_retention_days",
 ];
 
 impl Default for Config {
@@ -154,6 +157,7 @@ impl Default for Config {
             summary_time: "07:00".into(),
             timezone: "UTC".into(),
             queues: "interactive,long".into(),
+            archive_retention_days: 30,
         }
     }
 }
@@ -213,6 +217,9 @@ impl Config {
             return Err(Error::Config("jobs_backend = postgres needs a postgres:// database_url".into()));
         }
         self.job_queues()?;
+        if self.archive_retention_days == 0 {
+            return Err(Error::Config("archive_retention_days must be at least 1".into()));
+        }
         if self.jwt_issuer.is_empty() || self.jwt_audience.is_empty() {
             return Err(Error::Config("jwt_issuer and jwt_audience must not be empty".into()));
         }
@@ -263,6 +270,7 @@ mod tests {
                 ("TASKHUB_DATABASE_MAX_CONNECTIONS", "0"),
                 ("TASKHUB_QUEUES", "long,reports"),
                 ("TASKHUB_QUEUES", " , "),
+                ("TASKHUB_ARCHIVE_RETENTION_DAYS", "0"),
             ] {
                 jail.set_env(key, value);
                 let r = Config::load(None, Flags { bind: None });

@@ -85,6 +85,7 @@ pub async fn run_configured(
             queue: storage.clone(),
             every: Duration::from_secs(3600),
             summary: schedule::summary_schedule(cfg)?,
+            archive_retention_days: cfg.archive_retention_days,
         }),
         false => None,
     };
@@ -107,6 +108,8 @@ pub struct Long {
     pub every: Duration,
     /// When the daily summaries are due (`None`: never).
     pub summary: Option<schedule::DailyAt>,
+    /// Days an archived task is kept before the cleanup deletes it.
+    pub archive_retention_days: u32,
 }
 
 /// The `interactive` queue and the sender its jobs use.
@@ -224,7 +227,8 @@ pub async fn run(
                 if last_push.is_none_or(|t| t.elapsed() >= every) {
                     last_push = Some(tokio::time::Instant::now());
                     use runner::Job::{ArchiveCleanup, IdempotencyPurge, OverdueScan, TokenPurge};
-                    for job in [IdempotencyPurge, TokenPurge, OverdueScan, ArchiveCleanup] {
+                    let cleanup = ArchiveCleanup { retention_days: l.archive_retention_days };
+                    for job in [IdempotencyPurge, TokenPurge, OverdueScan, cleanup] {
                         let name = job.name();
                         if let Err(e) = l.queue.push(job).await {
                             tracing::error!(job = name, queue = QUEUE_LONG, error = %e, "could not queue the job");

@@ -43,8 +43,12 @@ pub const INTERACTIVE_CONCURRENCY: usize = 4;
 pub enum Job {
     /// Announce the tasks that became overdue.
     OverdueScan,
-    /// Delete tasks archived more than 30 days ago.
-    ArchiveCleanup,
+    /// Delete tasks archived more than `retention_days` days ago.
+    ArchiveCleanup {
+        /// Days an archived task is kept (30 when a stored job does not say).
+        #[serde(default = "default_retention_days")]
+        retention_days: u32,
+    },
     /// Claim (and queue the mail of) every user's summary of `day`.
     DailySummary {
         /// The local day.
@@ -65,12 +69,16 @@ pub enum Job {
     Noop,
 }
 
+fn default_retention_days() -> u32 {
+    u32::try_from(taskhub_core::maintenance::DEFAULT_ARCHIVE_RETENTION.num_days()).unwrap_or(30)
+}
+
 impl Job {
     /// The job's name (in logs and metrics).
     pub fn name(&self) -> &'static str {
         match self {
             Job::OverdueScan => "overdue_scan",
-            Job::ArchiveCleanup => "archive_cleanup",
+            Job::ArchiveCleanup { .. } => "archive_cleanup",
             Job::DailySummary { .. } => "daily_summary",
             Job::IdempotencyPurge => "idempotency_purge",
             Job::TokenPurge => "token_purge",
@@ -201,8 +209,8 @@ async fn run(job: Job, cx: &JobContext) -> Result<(), BoxDynError> {
     let (name, queue) = (job.name(), job.queue());
     let done = match job {
         Job::OverdueScan => s.maintenance.overdue_scan().await?.len() as u64,
-        Job::ArchiveCleanup => {
-            s.maintenance.archive_cleanup(taskhub_core::maintenance::DEFAULT_ARCHIVE_RETENTION).await?
+        Job::ArchiveCleanup { retention_days } => {
+            s.maintenance.archive_cleanup(chrono::Duration::days(i64::from(retention_days))).await?
         }
         Job::DailySummary { day } => crate::schedule::daily_summaries(s, day).await? as u64,
         Job::IdempotencyPurge => crate::purge_idempotency_keys(s).await?,

@@ -73,7 +73,8 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     let queue = format!("long-test-{}", uuid::Uuid::now_v7().simple());
     let mut q = JobQueue::open(&cfg, &queue).await?;
     q.push(Job::OverdueScan).await?;
-    q.push(Job::ArchiveCleanup).await?;
+    // Kept 40 days: nothing to delete yet (the task was archived 31 days ago).
+    q.push(Job::ArchiveCleanup { retention_days: 40 }).await?;
     for _ in 0..20 {
         q.push(Job::Noop).await?;
     }
@@ -95,6 +96,17 @@ async fn contract(backend: JobsBackend) -> Result<()> {
         let services = services.clone();
         async move { services.tasks.history(&ann, id, &taskhub_core::page::PageRequest::first(10)).await }
     };
+    let n = |s: &std::collections::BTreeMap<String, f64>, k: &str| s.get(k).copied().unwrap_or(0.0);
+    for _ in 0..200 {
+        if n(&q.stats().await?, "DONE_JOBS") >= 22.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(n(&q.stats().await?, "DONE_JOBS") >= 22.0, "{backend:?}: the first 22 jobs ran");
+    assert!(services.tasks.get(&ann, gone.id).await.is_ok(), "{backend:?}: kept 40 days, archived 31 ago");
+    // Kept 30 days: it goes.
+    q.push(Job::ArchiveCleanup { retention_days: 30 }).await?;
     let mut ok = false;
     for _ in 0..200 {
         let announced = history(late.id).await?.items.iter().any(|h| h.action.as_str() == "overdue");
@@ -121,10 +133,9 @@ async fn contract(backend: JobsBackend) -> Result<()> {
         .count();
     assert_eq!(purges, 1);
     // The queue's own records: every job done once, none failed, none waiting.
-    let n = |s: &std::collections::BTreeMap<String, f64>, k: &str| s.get(k).copied().unwrap_or(0.0);
     let mut stats = q.stats().await?;
     for _ in 0..100 {
-        if n(&stats, "DONE_JOBS") >= 22.0 {
+        if n(&stats, "DONE_JOBS") >= 23.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -134,11 +145,11 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     assert_eq!(n(&stats, "PENDING_JOBS"), 0.0, "{backend:?}: {stats:?}");
     // Every job recorded done (the workers poll: an idle apalis worker without a poll strategy
     // records its last completions only at its next heartbeat).
-    assert_eq!(n(&stats, "DONE_JOBS"), 22.0, "{backend:?}: {stats:?}");
+    assert_eq!(n(&stats, "DONE_JOBS"), 23.0, "{backend:?}: {stats:?}");
     assert_eq!(n(&stats, "RUNNING_JOBS"), 0.0, "{backend:?}: {stats:?}");
     // Finished records are kept for a while, then forgotten.
     assert_eq!(q.vacuum(Duration::from_secs(3600)).await?, 0, "{backend:?}: nothing that old");
-    assert_eq!(q.vacuum(Duration::ZERO).await?, 22, "{backend:?}: the 22 finished jobs");
+    assert_eq!(q.vacuum(Duration::ZERO).await?, 23, "{backend:?}: the 23 finished jobs");
     let stats = q.stats().await?;
     assert_eq!(n(&stats, "DONE_JOBS"), 0.0, "{backend:?}: {stats:?}");
 
@@ -308,7 +319,12 @@ async fn one_runner_at_a_time_pushes_the_periodic_jobs_and_another_takes_over() 
     let (qa, qb) = (open("sched-a").await?, open("sched-b").await?);
     let start = |q: JobQueue| {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let long = taskhub_jobs::Long { queue: q, every: Duration::from_millis(200), summary: None };
+        let long = taskhub_jobs::Long {
+            queue: q,
+            every: Duration::from_millis(200),
+            summary: None,
+            archive_retention_days: 30,
+        };
         let handle = tokio::spawn(taskhub_jobs::run(services.clone(), Some(long), None, async move {
             let _ = stopped.wait_for(|s| *s).await;
         }));
