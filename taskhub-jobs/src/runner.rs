@@ -220,7 +220,9 @@ async fn run(job: Job, cx: &JobContext) -> Result<(), BoxDynError> {
             match sender.send_queued(id, &token).await? {
                 crate::mail::Outcome::Sent => 1,
                 crate::mail::Outcome::Skipped => 0,
-                crate::mail::Outcome::Retry(e) | crate::mail::Outcome::Dead(e) => return Err(e.into()),
+                // Failed: the outbox hands it over again after its back-off (or keeps it dead);
+                // this hand-over is over, so no storage may try the job again.
+                crate::mail::Outcome::Retry(e) | crate::mail::Outcome::Dead(e) => return Err(AbortError::new(e).into()),
             }
         }
         Job::Noop => 0,

@@ -30,6 +30,9 @@ struct Recorder(std::sync::Mutex<Vec<String>>);
 impl Mailer for Recorder {
     async fn send(&self, m: &OutgoingMail) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(5)).await;
+        if m.key.starts_with("refused") {
+            return Err("550 mailbox unavailable".into());
+        }
         self.0.lock().unwrap().push(m.key.clone());
         Ok(())
     }
@@ -202,6 +205,35 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     // A job of an older hand-over, run late, sends nothing.
     assert_eq!(sender.send_queued(1, "an-older-token").await?, Outcome::Skipped);
     assert_eq!(recorder.0.lock().unwrap().len(), 30);
+    // A refused mail: one try per hand-over, its job killed in the storage (the outbox owns
+    // the retries), so no storage runs it again.
+    let mut tx = services.store().begin().await?;
+    tx.insert_mail(&NewMail {
+        key: format!("refused:{bob}"),
+        user_id: bob,
+        kind: "comment".into(),
+        task_id: Some(late.id),
+        event_id: "refused".into(),
+        data: json!({"title": "late", "comment": "no"}),
+        created_at: clock.now(),
+    })
+    .await?;
+    tx.commit().await?;
+    assert_eq!(sender.dispatch(&mut iq).await?, 1);
+    let mut stats = iq.stats().await?;
+    for _ in 0..200 {
+        if n(&stats, "KILLED_JOBS") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = iq.stats().await?;
+    }
+    assert_eq!(n(&stats, "KILLED_JOBS"), 1.0, "{backend:?}: {stats:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let c = services.store().read().await?.mail_queue_counts(clock.now()).await?;
+    assert_eq!((c.done, c.failed), (30, 1), "{backend:?}: waiting for its back-off: {c:?}");
+    let tries: Vec<i32> = services.store().read().await?.mail_failures(10).await?.iter().map(|f| f.attempts).collect();
+    assert_eq!(tries, vec![1], "{backend:?}: tried once");
 
     // A long job failing every try: retried by the storage up to the limit, then dead, with its
     // error in the jobs view. (The summaries' table is renamed away, so the claim fails.)
