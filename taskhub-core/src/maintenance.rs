@@ -222,9 +222,21 @@ impl MaintenanceService {
         tx.commit().await
     }
 
-    /// Active users, `limit` at a time after `after` (the summary job walks them).
-    pub async fn active_users(&self, after: i64, limit: u32) -> Result<Vec<i64>> {
-        self.ctx.store.read().await?.list_active_user_ids(after, limit).await
+    /// Claims the daily summary of every active user for the local day `day` (each with its
+    /// mail, see [`Self::claim_daily_summary`]); returns how many were claimed. Users with
+    /// nothing to tell, or already summarized that day, are skipped.
+    pub async fn daily_summaries(&self, day: NaiveDate) -> Result<usize> {
+        let (mut after, mut claimed) = (0, 0);
+        loop {
+            let users = self.ctx.store.read().await?.list_active_user_ids(after, 500).await?;
+            let Some(&last) = users.last() else { return Ok(claimed) };
+            after = last;
+            for u in users {
+                if self.claim_daily_summary(u, day).await?.is_some() {
+                    claimed += 1;
+                }
+            }
+        }
     }
 
     /// The daily summary of `user` for the local day `day`: the figures of the last 24 hours,

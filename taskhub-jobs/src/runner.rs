@@ -212,7 +212,7 @@ async fn run(job: Job, cx: &JobContext) -> Result<(), BoxDynError> {
         Job::ArchiveCleanup { retention_days } => {
             s.maintenance.archive_cleanup(chrono::Duration::days(i64::from(retention_days))).await?
         }
-        Job::DailySummary { day } => crate::schedule::daily_summaries(s, day).await? as u64,
+        Job::DailySummary { day } => s.maintenance.daily_summaries(day).await? as u64,
         Job::IdempotencyPurge => crate::purge_idempotency_keys(s).await?,
         Job::TokenPurge => crate::purge_expired_tokens(s).await?,
         Job::SendMail { id, token } => {

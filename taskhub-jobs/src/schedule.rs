@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
-use taskhub_core::Services;
 
 /// A job due once a day at a local time.
 #[derive(Debug, Clone)]
@@ -41,22 +40,5 @@ pub fn summary_schedule(cfg: &taskhub_core::config::Config) -> anyhow::Result<Op
     match cfg.summary_time.as_str() {
         "off" => Ok(None),
         at => DailyAt::parse(at, &cfg.timezone).map(Some),
-    }
-}
-
-/// Claims the daily summary of every active user for `day` (queueing its mail); returns how
-/// many were claimed. Users with nothing to tell, or already summarized that day, are skipped.
-pub async fn daily_summaries(services: &Services, day: NaiveDate) -> taskhub_core::Result<usize> {
-    let mut after = 0;
-    let mut claimed = 0;
-    loop {
-        let users = services.maintenance.active_users(after, 500).await?;
-        let Some(last) = users.last() else { return Ok(claimed) };
-        after = *last;
-        for u in users {
-            if services.maintenance.claim_daily_summary(u, day).await?.is_some() {
-                claimed += 1;
-            }
-        }
     }
 }

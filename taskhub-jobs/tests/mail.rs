@@ -252,8 +252,8 @@ async fn daily_summaries_are_mailed_once_and_skipped_when_empty() -> Result<()> 
     let w = world().await?;
     let day: chrono::NaiveDate = w.clock_day();
     // bob and carol have a task assigned in the last 24 h; alice has nothing assigned.
-    assert_eq!(taskhub_jobs::schedule::daily_summaries(&w.services, day).await?, 2);
-    assert_eq!(taskhub_jobs::schedule::daily_summaries(&w.services, day).await?, 0, "at most once a day");
+    assert_eq!(w.services.maintenance.daily_summaries(day).await?, 2);
+    assert_eq!(w.services.maintenance.daily_summaries(day).await?, 0, "at most once a day");
     let mailbox = w.dir.join("summaries");
     let sender = MailSender::new(
         w.services.clone(),
