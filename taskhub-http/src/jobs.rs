@@ -9,8 +9,8 @@ use crate::error::ApiResult;
 use crate::openapi::{Envelope, Errors};
 use axum::extract::{Path, State};
 use taskhub_core::Actor;
-use taskhub_core::maintenance::{JobsView, QueueView, Retry};
-use taskhub_jobs::runner::Job;
+use taskhub_core::maintenance::{JobsView, QueueView};
+use taskhub_jobs::monitor::{self, RetryError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,49 +36,28 @@ async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) ->
 }
 
 /// The jobs view (staff): the core's view of the mail queue and the failures, plus the `long`
-/// queue's counts from its job storage (left out, with a warning, when it does not answer).
+/// queue (left out, with a warning, when its storage does not answer).
 pub(crate) async fn view(s: &AppState, actor: &Actor) -> Result<JobsView, ApiError> {
     let mut view = s.services.maintenance.jobs(actor).await?;
-    if let Some(counts) = long_counts(s).await {
-        view.queues.push(QueueView {
-            name: taskhub_jobs::QUEUE_LONG.into(),
-            jobs: ["daily_summary", "overdue_scan", "archive_cleanup", "idempotency_purge", "token_purge"]
-                .map(String::from)
-                .to_vec(),
-            counts,
-        });
+    if let Some(long) = long_view(s).await {
+        view.queues.push(long);
     }
     Ok(view)
 }
 
-/// The `long` queue by state: pending, running and done from its job storage; failed (waiting
-/// for the next try) and dead (not retried yet) from the runner's records of failed tries.
-/// `None` (with a warning) when the storage or the database does not answer.
-pub(crate) async fn long_counts(s: &AppState) -> Option<taskhub_core::store::maintain::QueueCounts> {
+/// The `long` queue's view, when this process knows its storage and it answers.
+pub(crate) async fn long_view(s: &AppState) -> Option<QueueView> {
     let q = s.long_queue.as_ref()?;
-    let stored = q.counts().await.map_err(|e| tracing::warn!(error = %e, "the long queue's storage did not answer"));
-    let failures =
-        s.services.maintenance.job_failure_counts().await.map_err(|e| tracing::warn!(error = %e, "job failures"));
-    let (mut counts, (failed, dead)) = (stored.ok()?, failures.ok()?);
-    (counts.failed, counts.dead) = (failed, dead);
-    Some(counts)
+    monitor::long_queue_view(q, &s.services)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "jobs view: the long queue's figures are not available"))
+        .ok()
 }
 
-/// Puts the dead job `id` back in its queue (staff): a mail is due again; a `long` job is
-/// pushed into its storage again, then recorded as retried.
+/// Puts the dead job `id` back in its queue (staff).
 pub(crate) async fn retry_dead(s: &AppState, actor: &Actor, id: &str) -> Result<(), ApiError> {
-    match s.services.maintenance.retry_job(actor, id).await? {
-        Retry::Mail => Ok(()),
-        Retry::Push { queue, args } => {
-            let job: Job = serde_json::from_str(&args).map_err(|e| taskhub_core::Error::Internal(Box::new(e)))?;
-            let Some(mut q) = s.long_queue.clone().filter(|_| queue == taskhub_jobs::QUEUE_LONG) else {
-                return Err(ApiError::Unavailable(format!("the {queue} queue's storage is not reachable from here")));
-            };
-            q.push(job).await.map_err(|e| {
-                tracing::warn!(error = %e, "retry: the long queue's storage did not take the job");
-                ApiError::Unavailable(format!("the {queue} queue's storage did not answer"))
-            })?;
-            Ok(s.services.maintenance.job_retried(id).await?)
-        }
-    }
+    monitor::retry_dead(&s.services, s.long_queue.as_ref(), actor, id).await.map_err(|e| match e {
+        RetryError::Core(e) => e.into(),
+        RetryError::Unavailable(m) => ApiError::Unavailable(m),
+    })
 }

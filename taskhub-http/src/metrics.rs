@@ -119,7 +119,7 @@ pub async fn endpoint(State(state): State<crate::AppState>) -> Response {
             let _ = writeln!(body, "taskhub_mail_jobs{{queue=\"interactive\",state=\"{state}\"}} {n}");
         }
     }
-    if let Some(c) = crate::jobs::long_counts(&state).await {
+    if let Some(c) = crate::jobs::long_view(&state).await.map(|v| v.counts) {
         body.push_str("# HELP taskhub_jobs Jobs of the long queue by state.\n");
         body.push_str("# TYPE taskhub_jobs gauge\n");
         for (state, n) in

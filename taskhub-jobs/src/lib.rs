@@ -28,6 +28,7 @@
 //! job storages: SQLite in a file of its own, PostgreSQL); `redis` adds Redis job storage.
 
 pub mod mail;
+pub mod monitor;
 pub mod runner;
 pub mod schedule;
 
