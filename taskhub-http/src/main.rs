@@ -74,13 +74,21 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     let settings = TokenSettings { issuer: cfg.jwt_issuer.clone(), audience: cfg.jwt_audience.clone() };
     let auth = AuthService::new(services.ctx.clone(), keys, settings, services.users.hasher().clone());
     let mut state = AppState::new(services.clone(), auth, cfg.auth_rate_limit);
+    // The embedded server runs the jobs too: a bad job setting stops the start.
+    let jobs = match cfg.role {
+        Role::All => Some(taskhub_jobs::configure(&cfg, services.clone()).await?),
+        _ => None,
+    };
     // The jobs view shows the long queue when its storage answers from here.
-    match taskhub_jobs::runner::JobQueue::open(&cfg, taskhub_jobs::QUEUE_LONG).await {
-        Ok(q) => state.long_queue = Some(q),
-        Err(e) => {
-            tracing::warn!(error = %e, "the long job queue's storage is not reachable; /api/jobs/ shows the mail queue only")
-        }
-    }
+    state.long_queue = match &jobs {
+        Some(runner) => Some(runner.long_queue()),
+        None => taskhub_jobs::runner::JobQueue::open(&cfg, taskhub_jobs::QUEUE_LONG)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the long job queue's storage is not reachable; /api/jobs/ shows the mail queue only")
+            })
+            .ok(),
+    };
     let listener =
         tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     tracing::info!(address = %listener.local_addr()?, role = ?cfg.role, "taskhub listening on http://{}", listener.local_addr()?);
@@ -97,21 +105,11 @@ async fn serve(cfg: Config, services: Services) -> Result<()> {
     } else {
         None
     };
-    if cfg.role == Role::All {
-        // A bad mail or schedule setting stops the start, not the runner later.
-        taskhub_jobs::schedule::summary_schedule(&cfg)?;
-        taskhub_jobs::mailer(&cfg)?;
-    }
-    let jobs = (cfg.role == Role::All).then(|| {
-        let (cfg, services, mut rx) = (cfg.clone(), services.clone(), stop_rx.clone());
-        tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx.changed().await;
-            };
-            if let Err(e) = taskhub_jobs::run_configured(&cfg, services, stop).await {
-                tracing::error!(error = %e, "the job runner could not start");
-            }
-        })
+    let jobs = jobs.map(|runner| {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(runner.run(async move {
+            let _ = rx.changed().await;
+        }))
     });
     taskhub_http::run(listener, state, async move {
         taskhub_core::runtime::shutdown_signal().await;

@@ -70,14 +70,19 @@ pub fn mailer(cfg: &taskhub_core::config::Config) -> anyhow::Result<std::sync::A
     })
 }
 
-/// Runs the job queues `cfg` names (`queues`: job storage, mailer, summary schedule) until
-/// `shutdown`: per queue one worker named uniquely for this process; with `long`, the schedule
-/// that pushes the periodic jobs; with `interactive`, the hand-over of due mail.
+/// Runs the job queues `cfg` names until `shutdown` ([`configure`], then [`Runner::run`]).
 pub async fn run_configured(
     cfg: &taskhub_core::config::Config,
     services: Services,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    configure(cfg, services).await?.run(shutdown).await;
+    Ok(())
+}
+
+/// The job queues `cfg` names (`queues`), ready to run: the job storage opened, the mailer and
+/// the summary schedule checked — a bad setting fails here, at start, not in the runner later.
+pub async fn configure(cfg: &taskhub_core::config::Config, services: Services) -> anyhow::Result<Runner> {
     let queues = cfg.job_queues()?;
     // Both queues over one storage connection.
     let storage = runner::JobQueue::open(cfg, QUEUE_LONG).await?;
@@ -97,8 +102,28 @@ pub async fn run_configured(
         }),
         false => None,
     };
-    run(services, long, interactive, shutdown).await;
-    Ok(())
+    Ok(Runner { services, long, interactive, storage })
+}
+
+/// Configured job queues (see [`configure`]).
+pub struct Runner {
+    services: Services,
+    long: Option<Long>,
+    interactive: Option<Interactive>,
+    storage: runner::JobQueue,
+}
+
+impl Runner {
+    /// The `long` queue in the configured storage (for the jobs view, even when this process
+    /// does not work it).
+    pub fn long_queue(&self) -> runner::JobQueue {
+        self.storage.clone()
+    }
+
+    /// Works the queues until `shutdown` (see [`run`]).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        run(self.services, self.long, self.interactive, shutdown).await;
+    }
 }
 
 /// The `long` queue and its schedule.
