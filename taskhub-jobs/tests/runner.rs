@@ -202,9 +202,30 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     assert_eq!(sent, expected, "{backend:?}: every mail sent, each once");
     let counts = services.store().read().await?.mail_queue_counts(clock.now()).await?;
     assert_eq!((counts.done, counts.pending, counts.running), (30, 0, 0), "{backend:?}: recorded sent");
-    // A job of an older hand-over, run late, sends nothing.
-    assert_eq!(sender.send_queued(1, "an-older-token").await?, Outcome::Skipped);
-    assert_eq!(recorder.0.lock().unwrap().len(), 30);
+    // A mail handed over again (its lease ran out): the job of the older hand-over, run late,
+    // sends nothing; the current one sends it.
+    let mut tx = services.store().begin().await?;
+    tx.insert_mail(&NewMail {
+        key: format!("late:{bob}"),
+        user_id: bob,
+        kind: "comment".into(),
+        task_id: Some(late.id),
+        event_id: "late".into(),
+        data: json!({"title": "late", "comment": "again"}),
+        created_at: clock.now(),
+    })
+    .await?;
+    let now = clock.now();
+    let first = tx.claim_mail(now, now - chrono::Duration::seconds(1), "older", 10).await?;
+    let again = tx.claim_mail(now, now + chrono::Duration::minutes(5), "newer", 10).await?;
+    tx.commit().await?;
+    assert_eq!((first.len(), again.len()), (1, 1), "the expired claim was taken over");
+    let id = again[0].id;
+    assert_eq!(sender.send_queued(id, "older").await?, Outcome::Skipped);
+    assert_eq!(recorder.0.lock().unwrap().len(), 30, "the older hand-over sent nothing");
+    assert_eq!(sender.send_queued(id, "newer").await?, Outcome::Sent);
+    assert_eq!(sender.send_queued(id, "newer").await?, Outcome::Skipped, "sent once");
+    assert_eq!(recorder.0.lock().unwrap().len(), 31);
     // A refused mail: one try per hand-over, its job killed in the storage (the outbox owns
     // the retries), so no storage runs it again.
     let mut tx = services.store().begin().await?;
@@ -231,7 +252,7 @@ async fn contract(backend: JobsBackend) -> Result<()> {
     assert_eq!(n(&stats, "KILLED_JOBS"), 1.0, "{backend:?}: {stats:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let c = services.store().read().await?.mail_queue_counts(clock.now()).await?;
-    assert_eq!((c.done, c.failed), (30, 1), "{backend:?}: waiting for its back-off: {c:?}");
+    assert_eq!((c.done, c.failed), (31, 1), "{backend:?}: waiting for its back-off: {c:?}");
     let tries: Vec<i32> = services.store().read().await?.mail_failures(10).await?.iter().map(|f| f.attempts).collect();
     assert_eq!(tries, vec![1], "{backend:?}: tried once");
 
