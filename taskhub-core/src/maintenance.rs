@@ -16,6 +16,11 @@ use serde_json::json;
 /// How long archived tasks are kept by default before the cleanup deletes them.
 pub const DEFAULT_ARCHIVE_RETENTION: chrono::Duration = chrono::Duration::days(30);
 
+/// The lease held by the one job runner that pushes the periodic jobs.
+pub const SCHEDULE_LEASE: &str = "job-schedule";
+/// How long the schedule lease lasts unless renewed.
+pub const SCHEDULE_LEASE_FOR: chrono::Duration = chrono::Duration::minutes(3);
+
 /// How many failures the jobs view lists.
 pub const RECENT_FAILURES: u32 = 50;
 
@@ -185,6 +190,24 @@ impl MaintenanceService {
         };
         tx.commit().await?;
         Ok(retry)
+    }
+
+    /// Takes or renews the schedule lease for `holder`; false while another runner holds it.
+    /// One runner at a time pushes the periodic jobs; when it stops renewing, another takes
+    /// over within [`SCHEDULE_LEASE_FOR`].
+    pub async fn lead_schedule(&self, holder: &str) -> Result<bool> {
+        let now = self.ctx.clock.now();
+        let mut tx = self.ctx.store.begin().await?;
+        let got = tx.acquire_lease(SCHEDULE_LEASE, holder, now, now + SCHEDULE_LEASE_FOR).await?;
+        tx.commit().await?;
+        Ok(got)
+    }
+
+    /// Gives the schedule lease back (another runner takes over at once).
+    pub async fn release_schedule(&self, holder: &str) -> Result<()> {
+        let mut tx = self.ctx.store.begin().await?;
+        tx.release_lease(SCHEDULE_LEASE, holder).await?;
+        tx.commit().await
     }
 
     /// Records that the dead job `task_id` was pushed into its queue again.

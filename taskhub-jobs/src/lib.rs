@@ -149,22 +149,10 @@ pub struct Interactive {
 /// How long the job storage keeps the records of finished jobs (the jobs view's `done`).
 pub const JOB_RECORDS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The lease held by the process that pushes the periodic jobs.
-pub const SCHEDULE_LEASE: &str = "job-schedule";
-/// How long the schedule lease lasts unless renewed.
-pub const SCHEDULE_LEASE_FOR: chrono::Duration = chrono::Duration::minutes(3);
-
 /// Takes or renews the schedule lease; false when another process holds it (or the database
 /// does not answer: then nobody pushes, rather than everybody).
 async fn lead(services: &Services, holder: &str) -> bool {
-    let now = services.ctx.clock.now();
-    let r = async {
-        let mut tx = services.store().begin().await?;
-        let got = tx.acquire_lease(SCHEDULE_LEASE, holder, now, now + SCHEDULE_LEASE_FOR).await?;
-        tx.commit().await?;
-        Ok::<_, taskhub_core::Error>(got)
-    };
-    r.await.unwrap_or_else(|e| {
+    services.maintenance.lead_schedule(holder).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not take the schedule lease");
         false
     })
@@ -211,7 +199,7 @@ pub async fn run(
         workers.push(spawn_worker(&i.queue, QUEUE_INTERACTIVE, cx, runner::INTERACTIVE_CONCURRENCY, stopped.clone()));
     }
     // One process at a time pushes the periodic jobs: the holder of a lease in the database,
-    // renewed every period; when it dies another takes over within SCHEDULE_LEASE_FOR, and
+    // renewed every period; when it dies another takes over within its 3 minutes, and
     // pushes at once (a job run twice is harmless, they are idempotent).
     let holder = format!("jobs-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
     let every = long.as_ref().map_or(Duration::from_secs(3600), |l| l.every);
@@ -270,15 +258,10 @@ pub async fn run(
             }
         }
     }
-    if long.is_some() {
-        let released = async {
-            let mut tx = services.store().begin().await?;
-            tx.release_lease(SCHEDULE_LEASE, &holder).await?;
-            tx.commit().await
-        };
-        if let Err(e) = released.await {
-            tracing::warn!(error = %e, "could not release the schedule lease; another runner takes over when it runs out");
-        }
+    if long.is_some()
+        && let Err(e) = services.maintenance.release_schedule(&holder).await
+    {
+        tracing::warn!(error = %e, "could not release the schedule lease; another runner takes over when it runs out");
     }
     let _ = stop_workers.send(true);
     for w in workers {
