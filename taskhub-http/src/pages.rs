@@ -175,8 +175,8 @@ fn url_escape(s: &str) -> String {
 }
 
 async fn display_name(state: &AppState, p: &Principal) -> Option<String> {
-    let user = state.services.store().read().await.ok()?.get_user(p.actor.user_id).await.ok()??;
-    Some(if user.display_name.is_empty() { user.username } else { user.display_name })
+    let user = state.services.users.get_raw(p.actor.user_id).await.ok()??;
+    Some(user.shown_name().to_owned())
 }
 
 #[derive(Template)]

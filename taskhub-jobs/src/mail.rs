@@ -317,15 +317,12 @@ impl MailSender {
 
     /// Renders and sends one claimed mail, and records what came of it.
     async fn deliver(&self, row: MailRow) -> taskhub_core::Result<Outcome> {
-        let user = self.services.store().read().await?.get_user(row.user_id).await?;
+        let user = self.services.users.get_raw(row.user_id).await?;
         let outcome = match user {
-            Some(u) if u.is_active => {
-                let name = if u.display_name.is_empty() { u.username.clone() } else { u.display_name.clone() };
-                match render(&row, &u.email, &name, &self.base_url) {
-                    Ok(m) => self.mailer.send(&m).await.map_err(|e| (e, true)),
-                    Err(e) => Err((e, false)),
-                }
-            }
+            Some(u) if u.is_active => match render(&row, &u.email, u.shown_name(), &self.base_url) {
+                Ok(m) => self.mailer.send(&m).await.map_err(|e| (e, true)),
+                Err(e) => Err((e, false)),
+            },
             _ => Err(("the recipient is gone or inactive".to_owned(), false)),
         };
         let now = self.services.ctx.clock.now();

@@ -53,6 +53,11 @@ pub struct UserView {
 }
 
 impl User {
+    /// The name shown to people (in mail, on pages): the display name, else the username.
+    pub fn shown_name(&self) -> &str {
+        if self.display_name.is_empty() { &self.username } else { &self.display_name }
+    }
+
     /// The view of this user for `viewer` (`None` = a trusted local caller such as the CLI).
     pub fn view_for(&self, viewer: Option<&Actor>) -> UserView {
         let sees_email = viewer.is_none_or(|a| a.is_staff || a.user_id == self.id);
